@@ -1,0 +1,49 @@
+"""The `mumur` command line. Each command lives in its own module under `mumur.cli` and registers
+itself on the shared Typer app; commands parse arguments and call one library function."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mumur",
+    help="Multilingual multimodal retrieval: synthesise, train, evaluate, index, search and serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Order here is the order in `mumur --help`.
+_COMMAND_MODULES = [
+    "synth", "demo", "train", "eval", "features", "translate", "index", "search", "info", "serve",
+]
+
+
+def _register_commands() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.cmd_{name}":
+                continue  # command not built in this checkout
+            raise
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console entry point: typed mumur errors become one line on stderr and exit code 1."""
+    from ..errors import MumurError
+
+    try:
+        app()
+    except MumurError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

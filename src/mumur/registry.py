@@ -1,0 +1,45 @@
+"""Name -> builder registries for method heads / model builders and encoders (timm-style)."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+__all__ = ["Registry", "MODELS", "ENCODERS", "register_model", "register_encoder"]
+
+T = TypeVar("T", bound=Callable)
+
+
+class Registry:
+    """A case-sensitive name -> callable map with a helpful error for unknown names."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._builders: dict[str, Callable] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(fn: T) -> T:
+            if name in self._builders:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._builders[name] = fn
+            return fn
+
+        return decorator
+
+    def get(self, name: str) -> Callable:
+        try:
+            return self._builders[name]
+        except KeyError:
+            known = ", ".join(sorted(self._builders)) or "(none)"
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._builders)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._builders
+
+
+MODELS = Registry("model")
+ENCODERS = Registry("encoder")
+register_model = MODELS.register
+register_encoder = ENCODERS.register
