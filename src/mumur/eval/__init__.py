@@ -1,0 +1,6 @@
+"""Evaluation: metrics (pure functions), the runner, and reports."""
+
+from . import metrics
+from .metrics import sum_r, t2v_metrics, v2t_metrics
+
+__all__ = ["metrics", "t2v_metrics", "v2t_metrics", "sum_r"]
