@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 __all__ = [
-    "MumurError",
-    "MediaDecodeError",
-    "EncoderLoadError",
-    "ModelLoadError",
-    "DatasetError",
-    "MissingMediaError",
-    "IndexMismatchError",
-    "IndexCorruptError",
     "ConfigError",
+    "DatasetError",
+    "EncoderLoadError",
+    "FeatureCacheError",
+    "FeatureCacheMismatchError",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "MediaDecodeError",
+    "MissingMediaError",
+    "ModelLoadError",
+    "MumurError",
+    "TranslationError",
+    "UnsupportedLanguageError",
 ]
 
 
@@ -61,3 +65,41 @@ class IndexMismatchError(MumurError):
 
 class IndexCorruptError(MumurError):
     """An index folder cannot be opened."""
+
+
+class TranslationError(MumurError):
+    """A machine-translation model cannot be used for the requested job."""
+
+
+class UnsupportedLanguageError(TranslationError):
+    """A language has no code in a translation model family (or is missing from the checkpoint)."""
+
+    def __init__(self, language: str, family: str, reason: str = ""):
+        self.language = language
+        self.family = family
+        self.reason = reason
+        msg = f"language {language!r} is not supported by the {family} translation family"
+        super().__init__(msg + (f": {reason}" if reason else ""))
+
+
+class FeatureCacheError(MumurError):
+    """A feature-cache folder is unreadable, or an item asked for is not in it."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"feature cache {self.path}: {reason}")
+
+
+class FeatureCacheMismatchError(FeatureCacheError):
+    """A feature cache was built with another encoder identity, frame count or sampling."""
+
+
+class QueryError(MumurError):
+    """A search query (text, k, type) is invalid."""
+
+    def __init__(self, query, reason: str):
+        self.query = query
+        self.reason = reason
+        shown = repr(query) if len(str(query)) <= 60 else repr(str(query)[:57] + "...")
+        super().__init__(f"invalid query {shown}: {reason}")
