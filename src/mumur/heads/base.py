@@ -1,0 +1,263 @@
+"""Shared parts of every method head: config, input projections, temporal context, loss.
+
+A head maps (possibly frozen) encoder outputs into a joint space of dimension d:
+text features (N, Dt) -> `text_embed` -> (N, d); frame features (B, T, Dv) -> `contextualize`
+-> (B, T, d) query-independent per-frame states; then `similarity` scores every text against
+every visual item. A new head subclasses `RetrievalHead`, implements the scoring methods, and
+registers itself with `@register_model("name")` (one file, one registration).
+
+Input normalisation (a deviation, switchable with `normalize_inputs`): text and frame features are
+L2-normalised before the projections, so features cached from `encoder.encode` (normalised) and
+features from `encoder.forward` (raw) give identical results, and an identity-initialised head
+reproduces zero-shot CLIP cosine scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import replace_config
+from ..errors import ConfigError
+from ..losses import ContrastiveLoss, LossOutput, combine_branch_losses
+from .temporal import TEMPORAL_MODES, TemporalEncoder
+
+__all__ = ["BRANCHES", "HeadConfig", "RetrievalHead", "check_branch", "check_mask",
+           "masked_softmax"]
+
+BRANCHES = ("en", "ml")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Options shared by every head.
+
+    Args:
+        embed_dim: joint space dimension d (MuMUR §4.3: 512).
+        frame_dim: input frame feature dimension Dv (vision encoder output).
+        text_dim_en: English text encoder output dimension.
+        text_dim_ml: multilingual text encoder output dimension.
+        temporal: "none" (as published, order-blind) | "pos" | "transformer" (CLIP4Clip seqTransf).
+        max_frames: number of frame-position embeddings (CLIP4Clip: 128).
+        temporal_layers: seqTransf layers (CLIP4Clip: 4).
+        temporal_heads: seqTransf attention heads (CLIP4Clip: 8).
+        train_branches: branches whose loss is used (("en",) = English-only ablation, §5.5.1).
+        normalize_inputs: L2-normalise text and frame features before the projections.
+        logit_scale_init: initial log temperature (CLIP: log(1/0.07)).
+        logit_scale_max: clamp of the temperature (CLIP: 100).
+    """
+
+    embed_dim: int = 512
+    frame_dim: int = 512
+    text_dim_en: int = 512
+    text_dim_ml: int = 512
+    temporal: str = "none"
+    max_frames: int = 128
+    temporal_layers: int = 4
+    temporal_heads: int = 8
+    train_branches: tuple[str, ...] = ("en", "ml")
+    normalize_inputs: bool = True
+    logit_scale_init: float = math.log(1 / 0.07)
+    logit_scale_max: float = 100.0
+
+    def __post_init__(self):
+        if self.temporal not in TEMPORAL_MODES:
+            raise ConfigError(f"temporal={self.temporal!r}; expected one of {TEMPORAL_MODES}")
+        for name in ("embed_dim", "frame_dim", "text_dim_en", "text_dim_ml", "max_frames"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.temporal == "transformer" and self.embed_dim % self.temporal_heads:
+            raise ConfigError(f"temporal_heads={self.temporal_heads} does not divide "
+                              f"embed_dim={self.embed_dim}")
+        bad = [b for b in self.train_branches if b not in BRANCHES]
+        if bad or not self.train_branches:
+            raise ConfigError(f"train_branches={self.train_branches!r}; use a non-empty subset of "
+                              f"{BRANCHES}")
+
+
+def check_branch(branch: str) -> str:
+    """Return `branch` if it is "en" or "ml"; raise ValueError otherwise."""
+    if branch not in BRANCHES:
+        raise ValueError(f"branch={branch!r}; expected one of {BRANCHES}")
+    return branch
+
+
+def check_mask(mask: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Validate a (B, T) frame mask against (B, T, ...) frames; every item needs a valid frame.
+
+    Returns:
+        the mask as bool on the frames' device.
+    """
+    if mask.shape != frames.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match frames "
+                         f"{tuple(frames.shape[:2])}")
+    mask = mask.to(device=frames.device, dtype=torch.bool)
+    if mask.numel() and not bool(mask.any(dim=1).all()):
+        empty = torch.nonzero(~mask.any(dim=1)).flatten().tolist()
+        raise ValueError(f"items {empty[:10]} have no valid frame (mask all False)")
+    return mask
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis with padding frames given zero weight.
+
+    Args:
+        logits: (..., B, [H,] T) scores; `mask` broadcasts against it.
+        mask: bool, True = valid, broadcastable to `logits`.
+    """
+    return logits.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+
+
+def _projection(in_dim: int, out_dim: int) -> nn.Linear:
+    # Identity-initialised when the dims match, so a fresh head keeps the encoder's geometry.
+    layer = nn.Linear(in_dim, out_dim)
+    if in_dim == out_dim:
+        nn.init.eye_(layer.weight)
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class RetrievalHead(nn.Module):
+    """Base class of method heads (see module docstring for the data flow).
+
+    Subclasses implement `similarity`, `attention`, `index_state` and `score_index_state`.
+    """
+
+    config_class: ClassVar[type[HeadConfig]] = HeadConfig
+    name: ClassVar[str] = ""
+
+    def __init__(self, config: HeadConfig | None = None):
+        super().__init__()
+        config = config if config is not None else self.config_class()
+        if not isinstance(config, self.config_class):
+            raise ConfigError(f"{type(self).__name__} needs a {self.config_class.__name__}, got "
+                              f"{type(config).__name__}")
+        self.config = config
+        d = config.embed_dim
+        self.frame_proj = _projection(config.frame_dim, d)
+        self.text_proj = nn.ModuleDict({"en": _projection(config.text_dim_en, d),
+                                        "ml": _projection(config.text_dim_ml, d)})
+        self.temporal = TemporalEncoder(config.temporal, d, config.max_frames,
+                                        config.temporal_layers, config.temporal_heads)
+        self.criterion = ContrastiveLoss(config.logit_scale_init, config.logit_scale_max)
+
+    @classmethod
+    def from_config(cls, config: HeadConfig | None = None, **overrides) -> RetrievalHead:
+        """Build the head from a config with `dataclasses.replace` overrides.
+
+        Raises:
+            ConfigError: unknown option names or invalid values.
+        """
+        config = config if config is not None else cls.config_class()
+        if overrides:
+            config = replace_config(config, context=f"head {cls.name!r}", **overrides)
+        return cls(config)
+
+    @property
+    def embed_dim(self) -> int:
+        """Joint space dimension d."""
+        return self.config.embed_dim
+
+    def text_embed(self, text_features: torch.Tensor, branch: str) -> torch.Tensor:
+        """Project text-encoder outputs into the joint space.
+
+        Args:
+            text_features: (N, Dt) outputs of the branch's text encoder.
+            branch: "en" or "ml".
+
+        Returns:
+            (N, d) L2-normalised text embeddings (R_E or R_M).
+        """
+        x = text_features.to(self.text_proj[check_branch(branch)].weight.dtype)
+        if self.config.normalize_inputs:
+            x = F.normalize(x, dim=-1)
+        return F.normalize(self.text_proj[branch](x), dim=-1)  # (N, d)
+
+    def contextualize(self, frame_features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Query-independent per-frame states (what the index stores).
+
+        Args:
+            frame_features: (B, T, Dv) raw frame features, padding trailing.
+            mask: (B, T) bool, True = valid frame (an image has one).
+
+        Returns:
+            (B, T, d) frame states F_v after projection and temporal context.
+        """
+        mask = check_mask(mask, frame_features)
+        x = frame_features.to(self.frame_proj.weight.dtype)
+        if self.config.normalize_inputs:
+            x = F.normalize(x, dim=-1)
+        x = self.frame_proj(x)  # (B, T, d)
+        return self.temporal(x, mask)
+
+    def pooled(self, frames_ctx: torch.Tensor, mask: torch.Tensor,
+               branch: str | None = None) -> torch.Tensor:
+        """Query-independent pooled vector: CLIP4Clip meanP (mean of L2-normalised frames).
+
+        Args:
+            frames_ctx: (B, T, d); mask: (B, T) bool.
+            branch: heads whose scores depend on the branch (DCM) may give a branch-specific
+                vector closer to their score; meanP ignores it.
+
+        Returns:
+            (B, d) L2-normalised.
+        """
+        mask = check_mask(mask, frames_ctx)
+        frames = F.normalize(frames_ctx, dim=-1) * mask.unsqueeze(-1)  # (B, T, d)
+        mean = frames.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1)  # (B, d)
+        return F.normalize(mean, dim=-1)
+
+    def logit_scale(self) -> torch.Tensor:
+        """The learnable temperature exp(logit_scale), clamped."""
+        return self.criterion.scale()
+
+    def similarity(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
+                   branch: str) -> torch.Tensor:
+        """Cosine scores of every text against every item: (N, d), (B, T, d), (B, T) -> (N, B)."""
+        raise NotImplementedError
+
+    def attention(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
+                  branch: str) -> torch.Tensor:
+        """Per-frame weights of every text on every item: -> (N, B, T), zero on padding."""
+        raise NotImplementedError
+
+    def index_state(self, frames_ctx: torch.Tensor, mask: torch.Tensor,
+                    branch: str) -> dict[str, torch.Tensor]:
+        """Query-independent arrays for fast search (see the subclass for their layout)."""
+        raise NotImplementedError
+
+    def score_index_state(self, text_emb: torch.Tensor, state: dict[str, torch.Tensor],
+                          mask: torch.Tensor, branch: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (N, B) and attention (N, B, T) from `index_state`, equal to `similarity` /
+        `attention` in eval mode."""
+        raise NotImplementedError
+
+    def loss(self, text_en: torch.Tensor | None, text_ml: torch.Tensor | None,
+             frames_ctx: torch.Tensor, mask: torch.Tensor) -> LossOutput:
+        """L = L_E + L_M (eq. 6-10) on a batch of matching (text, item) pairs.
+
+        Args:
+            text_en: (B, d) English text embeddings R_E (from `text_embed`), or None.
+            text_ml: (B, d) multilingual text embeddings R_M, or None.
+            frames_ctx: (B, T, d) frame states of the B items; mask: (B, T).
+
+        Returns:
+            LossOutput; a branch is skipped when its text is None or it is not in
+            `config.train_branches`.
+        """
+        losses = {}
+        for branch, text in (("en", text_en), ("ml", text_ml)):
+            if text is None or branch not in self.config.train_branches:
+                losses[branch] = None
+                continue
+            if text.shape[0] != frames_ctx.shape[0]:
+                raise ValueError(f"{branch} texts ({text.shape[0]}) and items "
+                                 f"({frames_ctx.shape[0]}) must pair one to one")
+            sim = self.similarity(text, frames_ctx, mask, branch)  # (B_text, B_video)
+            losses[branch] = self.criterion(sim)
+        return combine_branch_losses(losses["en"], losses["ml"])

@@ -1,0 +1,95 @@
+"""Contrastive losses of MuMUR §3.2.4: symmetric InfoNCE per branch, L = L_E + L_M.
+
+Deviation from the paper: eq. (7)-(10) write a plain dot product between the text and visual
+embeddings; we use cosine similarity times a learnable temperature (CLIP init 1/0.07, scale clamped
+at 100), as CLIP, CLIP4Clip and X-Pool (the code MuMUR builds on) do. Each direction is the mean
+over the batch, and L_E = L^{t2v} + L^{v2t} is a sum, as eq. (6) writes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ContrastiveLoss", "LossOutput", "combine_branch_losses", "symmetric_infonce"]
+
+
+@dataclass
+class LossOutput:
+    """Training loss of a head.
+
+    Attributes:
+        loss: L = L_E + L_M (eq. 6), the scalar to back-propagate.
+        loss_en: L_E (eq. 7 + 8), None when the English branch is not trained.
+        loss_ml: L_M (eq. 9 + 10), None when the multilingual branch is not trained.
+    """
+
+    loss: torch.Tensor
+    loss_en: torch.Tensor | None = None
+    loss_ml: torch.Tensor | None = None
+
+
+def symmetric_infonce(logits: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE on a square logits matrix whose diagonal holds the matching pairs.
+
+    Args:
+        logits: (B_text, B_video) with ``logits[i, j]`` the scaled similarity of text i and
+            visual item j (for DCM: item j pooled under text i's attention).
+
+    Returns:
+        scalar: mean_i CE over row i (eq. 7 / 9) + mean_j CE over column j (eq. 8 / 10).
+    """
+    if logits.ndim != 2 or logits.shape[0] != logits.shape[1]:
+        raise ValueError(f"symmetric_infonce needs a square (B, B) matrix, got {tuple(logits.shape)}")
+    target = torch.arange(logits.shape[0], device=logits.device)
+    text_to_visual = F.cross_entropy(logits, target)  # eq. (7): text i against every item j
+    visual_to_text = F.cross_entropy(logits.t(), target)  # eq. (8): item i against every text j
+    return text_to_visual + visual_to_text
+
+
+class ContrastiveLoss(nn.Module):
+    """Symmetric InfoNCE with a learnable logit scale (CLIP: init log(1/0.07), clamp at 100).
+
+    Args:
+        logit_scale_init: initial value of the log-scale parameter.
+        logit_scale_max: upper clamp of the (exponentiated) scale.
+    """
+
+    def __init__(self, logit_scale_init: float = math.log(1 / 0.07),
+                 logit_scale_max: float = 100.0):
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.logit_scale_max = float(logit_scale_max)
+
+    def scale(self) -> torch.Tensor:
+        """The current temperature exp(logit_scale), clamped at `logit_scale_max`."""
+        return self.logit_scale.exp().clamp(max=self.logit_scale_max)
+
+    def forward(self, similarity: torch.Tensor) -> torch.Tensor:
+        """Loss of one branch.
+
+        Args:
+            similarity: (B, B) cosine similarities, text rows x visual columns.
+
+        Returns:
+            scalar loss.
+        """
+        return symmetric_infonce(self.scale() * similarity)
+
+
+def combine_branch_losses(loss_en: torch.Tensor | None,
+                          loss_ml: torch.Tensor | None) -> LossOutput:
+    """L = L_E + L_M (eq. 6); a missing branch (ablation, English-only training) is left out.
+
+    Raises:
+        ValueError: when both branches are missing.
+    """
+    present = [x for x in (loss_en, loss_ml) if x is not None]
+    if not present:
+        raise ValueError("no branch to train: both the English and the multilingual text "
+                         "features are missing (or both branches are switched off)")
+    return LossOutput(loss=sum(present[1:], present[0]), loss_en=loss_en, loss_ml=loss_ml)

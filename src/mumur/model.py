@@ -1,0 +1,449 @@
+"""The retrieval model: encoders (vision, English text, multilingual text) + a method head.
+
+`create_model(name, **overrides)` builds one from a registered head name; `RetrievalModel.save`
+writes ``config.json`` + ``model.safetensors`` (head weights) + one subfolder per encoder (written
+by the encoder's own `save`, tokenizer included; never pickle); `load_model(path)` reads it back.
+Encoders are optional: a model without them scores precomputed features (feature caches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import config_from_dict, config_to_dict, read_json, replace_config, write_json
+from .errors import ConfigError, ModelLoadError
+from .heads import BRANCHES, HeadConfig, RetrievalHead
+from .heads.base import check_branch
+from .losses import LossOutput
+from .registry import MODELS
+
+__all__ = [
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "MediaFeatures",
+    "ModelConfig",
+    "RetrievalModel",
+    "create_model",
+    "list_models",
+    "load_model",
+]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "mumur-model"
+FORMAT_VERSION = 1
+ENCODER_SLOTS = {"vision": "vision", "text_en": "text", "text_ml": "text"}  # slot -> modality
+FRAME_SAMPLING = ("uniform", "random")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a `RetrievalModel` is made of.
+
+    Args:
+        head: registered head name (`list_models()`).
+        head_config: the head's frozen config dataclass.
+        vision: vision encoder spec (name or path for `mumur.load_encoder`), or None.
+        text_en: English text encoder spec, or None.
+        text_ml: multilingual text encoder spec, or None (equal specs share one encoder).
+        num_frames: frames sampled per video (MuMUR §4.3: 16 for MSRVTT/MSVD).
+        frame_sampling: training-time sampling, "uniform" | "random" (§5.5.6); inference is
+            always uniform.
+        image_size: input side when there is no vision encoder to say it.
+    """
+
+    head: str = "mumur-dcm"
+    head_config: HeadConfig | None = None
+    vision: str | None = None
+    text_en: str | None = None
+    text_ml: str | None = None
+    num_frames: int = 16
+    frame_sampling: str = "uniform"
+    image_size: int = 224
+
+    def __post_init__(self):
+        if self.frame_sampling not in FRAME_SAMPLING:
+            raise ConfigError(f"frame_sampling={self.frame_sampling!r}; expected one of "
+                              f"{FRAME_SAMPLING}")
+        if self.num_frames <= 0:
+            raise ConfigError(f"num_frames must be positive, got {self.num_frames}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (head config nested)."""
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], context: str = "model config") -> ModelConfig:
+        """Inverse of `to_dict`.
+
+        Raises:
+            ConfigError: unknown head name, unknown keys or invalid values.
+        """
+        data = dict(data)
+        head_cls = _head_class(data.get("head", cls.head))
+        head_cfg = config_from_dict(head_cls.config_class, data.pop("head_config", None) or {},
+                                    context=f"{context}: head_config")
+        return config_from_dict(cls, {**data, "head_config": head_cfg}, context=context)
+
+
+@dataclass
+class MediaFeatures:
+    """Query-independent media side of a batch of files.
+
+    Attributes:
+        frames_ctx: (B, T, d) contextualised frame states (what the index stores).
+        mask: (B, T) bool, True = valid frame (images: one).
+        timestamps: (B, T) float32 seconds of each frame (0 for padding and images).
+    """
+
+    frames_ctx: torch.Tensor
+    mask: torch.Tensor
+    timestamps: torch.Tensor
+
+
+def _head_class(name: str) -> type[RetrievalHead]:
+    try:
+        return MODELS.get(name)
+    except KeyError as exc:
+        raise ConfigError(exc.args[0]) from None
+
+
+def list_models() -> list[str]:
+    """Names accepted by `create_model` (registered method heads)."""
+    return MODELS.names()
+
+
+class RetrievalModel(nn.Module):
+    """Encoders + method head; MuMUR §3.2.
+
+    Args:
+        config: the model config (its `head_config` must be set).
+        head: the head module (built from the config when None).
+        vision, text_en, text_ml: encoders (`mumur.encoders.Encoder`) or None.
+    """
+
+    def __init__(self, config: ModelConfig, head: RetrievalHead | None = None,
+                 vision: nn.Module | None = None, text_en: nn.Module | None = None,
+                 text_ml: nn.Module | None = None):
+        super().__init__()
+        head_cls = _head_class(config.head)
+        if config.head_config is None:
+            config = replace_config(config, head_config=head_cls.config_class())
+        self.config = config
+        self.head = head if head is not None else head_cls(config.head_config)
+        self.vision, self.text_en, self.text_ml = vision, text_en, text_ml
+        self._check_dims()
+
+    def _check_dims(self) -> None:
+        cfg = self.config.head_config
+        wanted = {"vision": cfg.frame_dim, "text_en": cfg.text_dim_en, "text_ml": cfg.text_dim_ml}
+        for slot, dim in wanted.items():
+            encoder = getattr(self, slot)
+            if encoder is not None and encoder.dim != dim:
+                raise ConfigError(f"{slot} encoder outputs {encoder.dim}-d features but the head "
+                                  f"expects {dim} (head option "
+                                  f"{'frame_dim' if slot == 'vision' else 'text_dim_' + slot[5:]})")
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Device of the head."""
+        return next(self.head.parameters()).device
+
+    @property
+    def image_size(self) -> int:
+        """Input side S of the vision encoder (config value without one)."""
+        return int(getattr(self.vision, "image_size", self.config.image_size))
+
+    def has_branch(self, branch: str) -> bool:
+        """Whether `branch` can encode text and was trained (MuMUR §3.2.5 branch choice)."""
+        return (getattr(self, f"text_{check_branch(branch)}") is not None
+                and branch in self.config.head_config.train_branches)
+
+    def _text_encoder(self, branch: str):
+        encoder = getattr(self, f"text_{check_branch(branch)}")
+        if encoder is None:
+            raise ConfigError(f"model has no {branch!r} text encoder (text_{branch} is None); "
+                              f"pass precomputed text_{branch}_features instead")
+        return encoder
+
+    def _vision_encoder(self):
+        if self.vision is None:
+            raise ConfigError("model has no vision encoder; pass precomputed frame_features")
+        return self.vision
+
+    # -- inference -------------------------------------------------------------------------------
+    def _text_features(self, texts: Sequence[str], branch: str) -> torch.Tensor:
+        return self._text_encoder(branch)(list(texts)).to(self.device)  # (N, Dt)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str], branch: str = "en") -> torch.Tensor:
+        """Embed queries with the branch's text encoder and projection.
+
+        Args:
+            texts: N strings.
+            branch: "en" (R_E) or "ml" (R_M).
+
+        Returns:
+            (N, d) L2-normalised.
+        """
+        return self.head.text_embed(self._text_features(texts, branch), branch)
+
+    @torch.no_grad()
+    def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Raw frame features of preprocessed frames: (n, 3, S, S) -> (n, Dv), un-normalised."""
+        vision = self._vision_encoder()
+        return vision(pixel_values.to(vision.device)).float()
+
+    @torch.no_grad()
+    def encode_media(self, paths: Sequence[str | Path]) -> MediaFeatures:
+        """Decode, sample (uniform, `config.num_frames`), encode and contextualise media files.
+
+        Args:
+            paths: image or video files.
+
+        Returns:
+            MediaFeatures with T = num_frames (images: one valid frame).
+
+        Raises:
+            MediaDecodeError: a file cannot be decoded.
+        """
+        from .media.decode import read_frames
+
+        vision = self._vision_encoder()
+        n_frames = self.config.num_frames
+        decoded = [read_frames(p, n_frames, strategy="uniform") for p in paths]
+        pixels = vision.preprocess([im for fr in decoded for im in fr.frames])  # (sum n, 3, S, S)
+        flat = self.encode_frames(pixels).to(self.device)  # (sum n, Dv)
+        counts = [len(fr.frames) for fr in decoded]
+        features = flat.new_zeros(len(paths), n_frames, flat.shape[-1])  # (B, T, Dv)
+        mask = torch.zeros(len(paths), n_frames, dtype=torch.bool, device=self.device)
+        timestamps = torch.zeros(len(paths), n_frames, dtype=torch.float32)
+        for i, (part, fr) in enumerate(zip(flat.split(counts), decoded)):
+            features[i, :len(part)] = part
+            mask[i, :len(part)] = True
+            timestamps[i, :len(part)] = torch.tensor(fr.timestamps, dtype=torch.float32)
+        return MediaFeatures(self.head.contextualize(features, mask), mask, timestamps)
+
+    @torch.no_grad()
+    def score(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
+              branch: str = "en") -> torch.Tensor:
+        """Cosine scores (N, B) of text embeddings against contextualised items (head similarity).
+        """
+        return self.head.similarity(text_emb.to(self.device), frames_ctx.to(self.device),
+                                    mask.to(self.device), branch)
+
+    # -- training --------------------------------------------------------------------------------
+    def compute_loss(self, batch: dict[str, Any]) -> LossOutput:
+        """Training loss of one batch of matching (item, English caption, multilingual caption).
+
+        Args:
+            batch: ``pixel_values`` (B, T, 3, S, S) or ``frame_features`` (B, T, Dv); ``mask``
+                (B, T) bool (default: all frames valid); per branch b in (en, ml) either
+                ``text_b`` (list of B strings, encoded here, differentiably when the encoder is
+                trainable) or ``text_b_features`` (B, Dt) (a frozen encoder's cached outputs).
+
+        Returns:
+            LossOutput (L = L_E + L_M, eq. 6); branches without text are skipped.
+        """
+        device = self.device
+        frames = self._batch_frames(batch)  # (B, T, Dv)
+        mask = batch.get("mask")
+        mask = (torch.ones(frames.shape[:2], dtype=torch.bool, device=device) if mask is None
+                else torch.as_tensor(mask, dtype=torch.bool).to(device))
+        frames_ctx = self.head.contextualize(frames, mask)  # (B, T, d)
+        text = {}
+        for branch in BRANCHES:
+            if f"text_{branch}_features" in batch:
+                feats = torch.as_tensor(batch[f"text_{branch}_features"]).float().to(device)
+            elif f"text_{branch}" in batch:
+                feats = self._text_features(batch[f"text_{branch}"], branch)
+            else:
+                text[branch] = None
+                continue
+            text[branch] = self.head.text_embed(feats, branch)  # (B, d)
+        return self.head.loss(text["en"], text["ml"], frames_ctx, mask)
+
+    def _batch_frames(self, batch: dict[str, Any]) -> torch.Tensor:
+        device = self.device
+        if "frame_features" in batch:
+            return torch.as_tensor(batch["frame_features"]).float().to(device)
+        if "pixel_values" not in batch:
+            raise ConfigError(f"batch needs 'pixel_values' or 'frame_features'; got keys "
+                              f"{sorted(batch)}")
+        vision = self._vision_encoder()
+        pixels = torch.as_tensor(batch["pixel_values"])  # (B, T, 3, S, S)
+        mask = batch.get("mask")
+        mask = (torch.ones(pixels.shape[:2], dtype=torch.bool) if mask is None
+                else torch.as_tensor(mask, dtype=torch.bool).cpu())
+        valid = vision(pixels[mask].to(vision.device)).float().to(device)  # (n_valid, Dv)
+        frames = valid.new_zeros(*pixels.shape[:2], valid.shape[-1])  # padding stays zero
+        frames[mask.to(device)] = valid
+        return frames
+
+    # -- persistence -----------------------------------------------------------------------------
+    def encoders(self) -> dict[str, nn.Module]:
+        """The present encoders by slot (``vision``, ``text_en``, ``text_ml``)."""
+        return {slot: getattr(self, slot) for slot in ENCODER_SLOTS
+                if getattr(self, slot) is not None}
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` (head) and one folder per encoder.
+
+        Args:
+            path: target folder (created; existing files are overwritten).
+
+        Returns:
+            the folder.
+        """
+        from safetensors.torch import save_file
+
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        saved: dict[int, str] = {}
+        folders = {}
+        for slot, encoder in self.encoders().items():
+            if id(encoder) not in saved:  # one shared encoder is written once
+                encoder.save(folder / slot)
+                saved[id(encoder)] = slot
+            folders[slot] = saved[id(encoder)]
+        state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT})
+        write_json(folder / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                          "config": self.config.to_dict(),
+                                          "encoder_folders": folders,
+                                          "identity": self.identity()})
+        return folder
+
+    def identity(self) -> str:
+        """Stable hash of the config (without encoder paths) + head weights + encoder identities.
+        Unchanged by save/load; changes when any weight changes."""
+        cfg = self.config.to_dict()
+        for slot in ENCODER_SLOTS:
+            cfg.pop(slot)  # a path changes on save; the encoder identity names the weights
+        digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
+        _update_digest(digest, self.head)
+        for slot, encoder in self.encoders().items():
+            digest.update(f"{slot}={encoder.identity}".encode())
+        return f"{self.config.head}@{digest.hexdigest()[:16]}"
+
+
+def _update_digest(digest, module: nn.Module) -> None:
+    # Names, dtypes, shapes and bytes of every tensor (0-d tensors such as logit_scale included).
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+
+
+def _load_encoder(spec: str | nn.Module, slot: str) -> nn.Module:
+    if isinstance(spec, nn.Module):
+        return spec
+    from .encoders import load_encoder
+
+    return load_encoder(spec, modality=ENCODER_SLOTS[slot])
+
+
+def create_model(name: str, *, vision: str | nn.Module | None = None,
+                 text_en: str | nn.Module | None = None, text_ml: str | nn.Module | None = None,
+                 head_config: HeadConfig | None = None, **overrides) -> RetrievalModel:
+    """Build a model from a registered head name.
+
+    Args:
+        name: head name (`list_models()`), e.g. "mumur-dcm" or "meanP".
+        vision, text_en, text_ml: encoder specs for `mumur.load_encoder`, built encoders, or None.
+            Equal specs for text_en and text_ml load one shared encoder (MuMUR §5.5.2 ablation).
+        head_config: start from this head config instead of the head's defaults.
+        **overrides: `ModelConfig` fields (num_frames, frame_sampling, image_size) and head
+            config fields (embed_dim, temporal, num_heads, dropout, share_branches, ...). The
+            head's input dims default to the encoders' output dims.
+
+    Returns:
+        a RetrievalModel (head randomly initialised).
+
+    Raises:
+        ConfigError: unknown head name or option, or mismatched dims.
+    """
+    head_cls = _head_class(name)
+    model_fields = {f.name for f in fields(ModelConfig)} - {"head", "head_config"} - set(
+        ENCODER_SLOTS)
+    model_over = {k: v for k, v in overrides.items() if k in model_fields}
+    head_over = {k: v for k, v in overrides.items() if k not in model_fields}
+    specs = {"vision": vision, "text_en": text_en, "text_ml": text_ml}
+    encoders: dict[str, nn.Module | None] = {}
+    for slot, spec in specs.items():
+        shared = slot == "text_ml" and isinstance(spec, str) and spec == specs["text_en"]
+        encoders[slot] = (encoders["text_en"] if shared else
+                          _load_encoder(spec, slot) if spec is not None else None)
+    dims = {"frame_dim": encoders["vision"], "text_dim_en": encoders["text_en"],
+            "text_dim_ml": encoders["text_ml"]}
+    for key, encoder in dims.items():
+        if encoder is not None:
+            head_over.setdefault(key, encoder.dim)
+    config = head_config if head_config is not None else head_cls.config_class()
+    config = replace_config(config, context=f"head {name!r}", **head_over)
+    spec_names = {slot: (spec if isinstance(spec, str) or spec is None
+                         else getattr(spec, "source", type(spec).__name__))
+                  for slot, spec in specs.items()}
+    model_config = ModelConfig(head=name, head_config=config, **spec_names, **model_over)
+    return RetrievalModel(model_config, head_cls(config), **encoders)
+
+
+def load_model(path: str | Path) -> RetrievalModel:
+    """Load a folder written by `RetrievalModel.save`.
+
+    Args:
+        path: the model folder.
+
+    Returns:
+        the model in eval mode, scoring identically to the saved one.
+
+    Raises:
+        ModelLoadError: missing/invalid files or weights that do not fit the config.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder}: not a mumur model folder (does not exist)")
+    meta = read_json(folder / CONFIG_FILE, error=ModelLoadError)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelLoadError(f"{folder / CONFIG_FILE}: not a mumur model config "
+                             f"(format != {FORMAT!r})")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelLoadError(f"{folder}: format_version {meta['format_version']} is newer than "
+                             f"this mumur ({FORMAT_VERSION})")
+    try:
+        config = ModelConfig.from_dict(meta["config"], context=str(folder / CONFIG_FILE))
+    except (ConfigError, KeyError) as exc:
+        raise ModelLoadError(f"{folder / CONFIG_FILE}: {exc}") from None
+    model = RetrievalModel(config)
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE))
+    except (FileNotFoundError, SafetensorError, OSError) as exc:
+        raise ModelLoadError(f"{folder / WEIGHTS_FILE}: cannot read weights ({exc})") from None
+    try:
+        model.head.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{folder / WEIGHTS_FILE}: weights do not fit the config: "
+                             f"{exc}") from None
+    loaded: dict[str, nn.Module] = {}
+    for slot, sub in (meta.get("encoder_folders") or {}).items():
+        if slot not in ENCODER_SLOTS:
+            raise ModelLoadError(f"{folder / CONFIG_FILE}: unknown encoder slot {slot!r}")
+        if sub not in loaded:
+            if not (folder / sub).is_dir():
+                raise ModelLoadError(f"{folder}: encoder folder {sub!r} is missing")
+            loaded[sub] = _load_encoder(str(folder / sub), sub)
+        setattr(model, slot, loaded[sub])
+    model._check_dims()
+    return model.eval()
