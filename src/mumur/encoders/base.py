@@ -140,6 +140,7 @@ def state_digest(module: nn.Module, length: int = 12) -> str:
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        t = t.reshape(-1)  # 0-d tensors (e.g. a logit scale) cannot be viewed as bytes
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()[:length]
 

@@ -1,0 +1,349 @@
+"""Training batches from a `RetrievalDataset`.
+
+Each epoch every training item appears once (in a seeded random order) with
+- one English caption for the English branch, and
+- one caption in a non-English language for the multilingual branch, the language drawn uniformly
+  among the item's available non-English languages (the translate-train setting of MuMUR §4;
+  restricted to `ml_languages` when given), or, in English-only training, an English caption
+  (`en_only_ml="english"`) or nothing (`"disabled"`, the ml branch is not trained).
+
+Frames come from a cache built once (`FeatureFrameSource`: frozen-backbone frame features;
+`PixelFrameSource`: decoded, resized and centre-cropped uint8 frames in a memory-mapped `.npy`),
+holding `num_frames * frames_per_segment` uniformly spaced candidates per item; each epoch picks
+one candidate per segment (`random`) or the central one (`uniform`).
+
+Everything random is drawn from generators seeded by `(seed, epoch, ...)`, so batch `i` of epoch
+`e` is the same whichever process builds it and whenever: resuming needs only `(epoch, i)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..data.dataset import RetrievalDataset
+from ..errors import ConfigError, DatasetError
+
+__all__ = [
+    "BatchSource",
+    "CaptionSampler",
+    "EpochBatches",
+    "FeatureFrameSource",
+    "FrameSource",
+    "PixelFrameSource",
+    "TextFeatureTable",
+    "TrainBatches",
+    "TrainExample",
+    "select_frames",
+]
+
+# Stream ids that separate the independent random streams drawn from one seed.
+_ORDER, _CAPTIONS, _FRAMES = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    """One item of an epoch: its index, the en caption and the ml caption (and its language)."""
+
+    item: int
+    text_en: str
+    text_ml: str | None
+    ml_language: str | None
+
+
+class CaptionSampler:
+    """Per-epoch caption sampling for the two branches.
+
+    Args:
+        dataset: the training split.
+        ml_languages: languages the ml branch may use (default: all non-English ones).
+        en_only: English-only training.
+        en_only_ml: with `en_only`: `english` (ml branch gets English captions) or `disabled`.
+        seed: base seed of the epoch plans.
+
+    Items without an English caption, or (when the ml branch samples non-English captions)
+    without a caption in an allowed language, are left out; `skipped` counts them.
+
+    Raises:
+        DatasetError: when no item is usable.
+    """
+
+    def __init__(self, dataset: RetrievalDataset, *, ml_languages: Sequence[str] | None = None,
+                 en_only: bool = False, en_only_ml: str = "english", seed: int = 0):
+        if en_only_ml not in ("english", "disabled"):
+            raise ConfigError(f"en_only_ml must be 'english' or 'disabled', got {en_only_ml!r}")
+        self.seed = seed
+        self.en_only = en_only
+        self.ml_enabled = not (en_only and en_only_ml == "disabled")
+        allowed = None if ml_languages is None else set(ml_languages) - {"en"}
+        en: list[list[str]] = [[] for _ in range(len(dataset))]
+        ml: list[dict[str, list[str]]] = [{} for _ in range(len(dataset))]
+        for item, lang, text in dataset.captions:
+            if lang == "en":
+                en[item].append(text)
+            elif allowed is None or lang in allowed:
+                ml[item].setdefault(lang, []).append(text)
+        needs_ml = self.ml_enabled and not en_only
+        self.items = [i for i in range(len(dataset)) if en[i] and (not needs_ml or ml[i])]
+        self.skipped = len(dataset) - len(self.items)
+        if not self.items:
+            what = "an English caption" + (
+                f" and a caption in {sorted(allowed) if allowed else 'another language'}"
+                if needs_ml else "")
+            raise DatasetError(f"dataset {dataset.name}/{dataset.split}: no item has {what}")
+        self._en = en
+        # Languages in sorted order so the draw does not depend on caption file order.
+        self._ml = [{lang: ml[i][lang] for lang in sorted(ml[i])} for i in range(len(dataset))]
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        return ("en", "ml") if self.ml_enabled else ("en",)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def epoch_examples(self, epoch: int) -> list[TrainExample]:
+        """The shuffled examples of `epoch` (deterministic in `(seed, epoch)`)."""
+        order = np.random.default_rng([self.seed, epoch, _ORDER]).permutation(len(self.items))
+        rng = np.random.default_rng([self.seed, epoch, _CAPTIONS])
+        out = []
+        for k in order:
+            item = self.items[k]
+            text_en = self._en[item][rng.integers(len(self._en[item]))]
+            text_ml = lang = None
+            if self.ml_enabled and self.en_only:
+                lang = "en"
+                text_ml = self._en[item][rng.integers(len(self._en[item]))]
+            elif self.ml_enabled:
+                langs = list(self._ml[item])
+                lang = langs[rng.integers(len(langs))]
+                texts = self._ml[item][lang]
+                text_ml = texts[rng.integers(len(texts))]
+            out.append(TrainExample(int(item), text_en, text_ml, lang))
+        return out
+
+    def fixed_examples(self) -> list[TrainExample]:
+        """Item order, first English caption, and for the ml branch the first caption of the
+        first allowed language: a deterministic set for validation losses."""
+        out = []
+        for item in self.items:
+            text_ml = lang = None
+            if self.ml_enabled and self.en_only:
+                text_ml, lang = self._en[item][0], "en"
+            elif self.ml_enabled:
+                lang = next(iter(self._ml[item]))
+                text_ml = self._ml[item][lang][0]
+            out.append(TrainExample(item, self._en[item][0], text_ml, lang))
+        return out
+
+
+def select_frames(n_valid: int, num_frames: int, strategy: str,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """Pick at most `num_frames` of `n_valid` time-ordered candidates, one per segment.
+
+    The candidates are split into `num_frames` contiguous segments (boundaries
+    `floor(j * n_valid / num_frames)`); `uniform` takes each segment's central candidate, `random`
+    one uniform draw per segment (CLIP4Clip/X-Pool/MuMUR 5.5.6 random sampling). Empty segments
+    (fewer candidates than frames, e.g. an image) give no frame.
+
+    Args:
+        n_valid: number of valid candidates.
+        num_frames: frames wanted.
+        strategy: `uniform` or `random`.
+        rng: generator for `random`.
+
+    Returns:
+        Candidate indices, increasing, length `min(n_valid, num_frames)`.
+    """
+    if strategy not in ("uniform", "random"):
+        raise ConfigError(f"frame sampling strategy must be uniform or random, got {strategy!r}")
+    bounds = (np.arange(num_frames + 1) * n_valid) // num_frames
+    lo, hi = bounds[:-1], bounds[1:]
+    keep = hi > lo
+    lo, hi = lo[keep], hi[keep]
+    if strategy == "uniform":
+        return lo + (hi - lo - 1) // 2
+    if rng is None:
+        raise ValueError("random frame sampling needs an rng")
+    return lo + (rng.random(len(lo)) * (hi - lo)).astype(np.int64)
+
+
+class FrameSource(Protocol):
+    """Gives the media side of a batch for item indices."""
+
+    def get(self, items: Sequence[int], strategy: str,
+            rngs: Sequence[np.random.Generator | None]) -> dict[str, torch.Tensor]: ...
+
+
+class _CachedFrames:
+    """Shared selection logic over `(N, T', ...)` candidate arrays with a `(N, T')` mask."""
+
+    def __init__(self, array, mask: np.ndarray, num_frames: int):
+        mask = np.asarray(mask, dtype=bool)
+        if array.shape[:2] != mask.shape:
+            raise ValueError(f"cached array {array.shape} and mask {mask.shape} disagree")
+        self.array = array
+        self.mask = mask
+        self.num_frames = num_frames
+
+    def __len__(self) -> int:
+        return len(self.mask)
+
+    def _select(self, items, strategy, rngs) -> tuple[np.ndarray, np.ndarray]:
+        out = np.zeros((len(items), self.num_frames) + tuple(self.array.shape[2:]),
+                       dtype=self.array.dtype)  # (B, T, ...)
+        mask = np.zeros((len(items), self.num_frames), dtype=bool)  # (B, T)
+        for b, (item, rng) in enumerate(zip(items, rngs)):
+            valid = np.flatnonzero(self.mask[item])
+            chosen = valid[select_frames(len(valid), self.num_frames, strategy, rng)]
+            out[b, :len(chosen)] = self.array[item, chosen]
+            mask[b, :len(chosen)] = True
+        return out, mask
+
+
+class FeatureFrameSource(_CachedFrames):
+    """Cached frame features of a frozen vision encoder.
+
+    Args:
+        features: `(N, T', Dv)` float array (may be a memory map), `T' = num_frames * m`.
+        mask: `(N, T')` bool, valid candidates first in time order.
+        num_frames: frames per training clip.
+    """
+
+    def get(self, items, strategy, rngs):
+        feats, mask = self._select(items, strategy, rngs)
+        return {"frame_features": torch.from_numpy(np.ascontiguousarray(feats, np.float32)),
+                "mask": torch.from_numpy(mask)}
+
+
+class PixelFrameSource(_CachedFrames):
+    """Cached decoded frames (uint8, already resized and centre-cropped) for a trainable vision
+    encoder, normalised on the fly by the encoder's preprocessing (`ClipPreprocess.normalize`),
+    which gives the same pixels as preprocessing the decoded frame directly.
+
+    Args:
+        frames: `(N, T', S, S, 3)` uint8 array (usually `np.load(..., mmap_mode="r")`).
+        mask: `(N, T')` bool.
+        num_frames: frames per training clip.
+        normalize: `(n, S, S, 3)` uint8 -> `(n, 3, S, S)` float tensor.
+    """
+
+    def __init__(self, frames, mask, num_frames: int,
+                 normalize: Callable[[np.ndarray], torch.Tensor]):
+        super().__init__(frames, mask, num_frames)
+        self.normalize = normalize
+
+    def get(self, items, strategy, rngs):
+        frames, mask = self._select(items, strategy, rngs)  # (B, T, S, S, 3) uint8
+        b, t = mask.shape
+        pixels = self.normalize(frames.reshape((b * t,) + frames.shape[2:]))  # (B*T, 3, S, S)
+        return {"pixel_values": pixels.reshape((b, t) + tuple(pixels.shape[1:])),
+                "mask": torch.from_numpy(mask)}
+
+
+class TextFeatureTable:
+    """Precomputed text-encoder outputs looked up by caption text.
+
+    Args:
+        texts: the captions.
+        features: `(len(texts), Dt)` tensor, row `i` for `texts[i]`.
+    """
+
+    def __init__(self, texts: Sequence[str], features: torch.Tensor):
+        if len(texts) != len(features):
+            raise ValueError(f"{len(texts)} texts but {len(features)} feature rows")
+        self.row = {t: i for i, t in enumerate(texts)}
+        self.features = features
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        try:
+            idx = [self.row[t] for t in texts]
+        except KeyError as exc:
+            raise KeyError(f"caption not in the text feature cache: {exc.args[0]!r}") from None
+        return self.features[idx]  # (B, Dt)
+
+
+class BatchSource(Protocol):
+    """What the trainer needs from training data: a fixed number of batches per epoch and batch
+    `i` of epoch `e` as a pure function of `(e, i)`."""
+
+    def num_batches(self) -> int: ...
+
+    def batch(self, epoch: int, index: int) -> dict: ...
+
+
+class TrainBatches:
+    """Batches for `RetrievalModel.compute_loss` built from a caption sampler and a frame source.
+
+    Args:
+        sampler: the caption sampler (its items index the frame source).
+        frames: the frame source.
+        batch_size: items per batch.
+        frame_sampling: `uniform` or `random` (re-drawn every epoch).
+        text_en, text_ml: optional `TextFeatureTable`s; with one, the batch carries
+            `text_<branch>_features (B, Dt)` instead of the strings `text_<branch>`.
+        drop_last: drop the last incomplete batch (kept when it is the only one).
+        fixed: use `sampler.fixed_examples()` for every epoch (validation losses).
+    """
+
+    def __init__(self, sampler: CaptionSampler, frames: FrameSource, batch_size: int, *,
+                 frame_sampling: str = "uniform", text_en: TextFeatureTable | None = None,
+                 text_ml: TextFeatureTable | None = None, drop_last: bool = True,
+                 fixed: bool = False):
+        if frame_sampling not in ("uniform", "random"):
+            raise ConfigError(f"frame_sampling must be uniform or random, got {frame_sampling!r}")
+        self.sampler = sampler
+        self.frames = frames
+        self.batch_size = batch_size
+        self.frame_sampling = frame_sampling
+        self.text_tables = {"en": text_en, "ml": text_ml}
+        self.drop_last = drop_last and len(sampler) >= batch_size
+        self.fixed = fixed
+        self._plan: tuple[int, list[TrainExample]] | None = None
+
+    def num_batches(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _examples(self, epoch: int) -> list[TrainExample]:
+        if self._plan is None or self._plan[0] != epoch:
+            examples = (self.sampler.fixed_examples() if self.fixed
+                        else self.sampler.epoch_examples(epoch))
+            self._plan = (epoch, examples)
+        return self._plan[1]
+
+    def batch(self, epoch: int, index: int) -> dict:
+        """Batch `index` of `epoch`: media tensors, mask, and texts or text features per branch."""
+        if not 0 <= index < self.num_batches():
+            raise IndexError(f"batch {index} out of range (0..{self.num_batches() - 1})")
+        examples = self._examples(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        items = [ex.item for ex in examples]
+        rngs = [np.random.default_rng([self.sampler.seed, epoch, _FRAMES, item])
+                if self.frame_sampling == "random" else None for item in items]
+        batch = dict(self.frames.get(items, self.frame_sampling, rngs))
+        for branch in self.sampler.branches:
+            texts = [getattr(ex, f"text_{branch}") for ex in examples]
+            table = self.text_tables[branch]
+            if table is not None:
+                batch[f"text_{branch}_features"] = table(texts)
+            else:
+                batch[f"text_{branch}"] = texts
+        return batch
+
+
+class EpochBatches(torch.utils.data.Dataset):
+    """Map-style view of one epoch of a `BatchSource` for a `DataLoader(batch_size=None)`."""
+
+    def __init__(self, source: BatchSource, epoch: int):
+        self.source = source
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.source.num_batches()
+
+    def __getitem__(self, index: int) -> dict:
+        return self.source.batch(self.epoch, index)
