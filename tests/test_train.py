@@ -505,3 +505,27 @@ def test_cli_train_reports_bad_config(m30k_dir, tmp_path):
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError) and "train.batch_size" in str(
         result.exception)
+
+
+def test_translation_file_is_merged_into_training_split(tmp_path):
+    """translate-train: captions from `mumur translate`'s JSON reach the training split."""
+    from mumur.data import load_benchmark
+    from mumur.train.config import parse_experiment_config
+    from mumur.train.experiment import _load_split
+
+    _tiny_multi30k(tmp_path / "m30k")
+    cfg = {"model": {"name": "meanP"},
+           "data": {"benchmark": "multi30k", "root": "m30k", "translations": "mt.json"}}
+    base = load_benchmark("multi30k", tmp_path / "m30k", split="train")
+    first = base.items[0]
+    (tmp_path / "mt.json").write_text(json.dumps({
+        "model": "tiny-mt", "source": "en",
+        "captions": {first: {"it": ["una frase tradotta"]}}}))
+    exp = parse_experiment_config(cfg, tmp_path)
+    dataset = _load_split(exp, "train", "train_split")
+    assert (0, "it", "una frase tradotta") in dataset.captions
+    assert len(dataset.captions) == len(base.captions) + 1
+
+    missing = dict(cfg, data=dict(cfg["data"], translations="nope.json"))
+    with pytest.raises(ConfigError, match="data.translations"):
+        parse_experiment_config(missing, tmp_path)

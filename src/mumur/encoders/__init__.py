@@ -102,6 +102,14 @@ def _vit_small_scratch(modality: str = "vision", **options: Any) -> ClipVisionEn
     return build_vit_small_scratch(**options)
 
 
+@register_encoder("cnn-small-scratch")
+def _cnn_small_scratch(modality: str = "vision", **options: Any):
+    from mumur.encoders.convnet import build_convnet_scratch
+
+    _require("cnn-small-scratch", modality, ("vision",))
+    return build_convnet_scratch(**options)
+
+
 @register_encoder("audio-scratch")
 def _audio_scratch(modality: str = "audio", **options: Any) -> AudioSpectrogramEncoder:
     _require("audio-scratch", modality, ("audio",))
@@ -163,12 +171,19 @@ def _from_saved(name_or_path: str, modality: str, saved: dict, **kw: Any) -> Enc
         "hf-text": ("text", lambda: load_hf_text(name_or_path, **kw)),
         "m-clip": ("text", lambda: load_mclip(name_or_path, source)),
         "audio-vit": ("audio", lambda: load_audio_encoder(name_or_path)),
+        "convnet-vision": ("vision", lambda: _load_convnet(name_or_path, source)),
     }
     if kind not in loaders:
         raise EncoderLoadError(f"cannot load encoder {name_or_path!r}: unknown kind {kind!r}")
     provided, loader = loaders[kind]
     _require(name_or_path, modality, (provided,))
     return loader()
+
+
+def _load_convnet(name_or_path: str, source: str | None) -> Encoder:
+    from mumur.encoders.convnet import load_convnet
+
+    return load_convnet(name_or_path, source)
 
 
 def _from_folder_or_hub(name_or_path: str, modality: str, **kw: Any) -> Encoder:

