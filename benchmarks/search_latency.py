@@ -1,0 +1,152 @@
+"""Search latency of the index: exact vs two-stage, 10k and 100k videos.
+
+Synthetic index: N videos x 12 frames x 512-d frame features (a per-video topic vector plus
+per-frame noise), passed through a real `mumur-dcm` head (random init from `create_model`) to get
+the stored arrays (`head.pooled` + `head.index_state`), exactly as `mumur index` stores them.
+Queries are noisy copies of random videos' pooled vectors (a query that has a match). Timed: one
+`SearchEngine.search` call per query (stage 1 + stage 2 + calibration; text encoding excluded, it
+does not depend on N). Also: recall@10 agreement of two-stage vs exact, and memory per indexed
+video for float32 and float16 storage.
+
+Usage: python benchmarks/search_latency.py [--sizes 10000 100000] [--dtype float16]
+Prints a table, then one JSON line with the figures (last line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from mumur.index.search import SearchEngine
+from mumur.index.store import StoredArrays
+from mumur.model import create_model
+
+T, DV, D = 12, 512, 512
+
+
+def build_arrays(head, n: int, dtype: str, seed: int = 0, chunk: int = 4096) -> StoredArrays:
+    """Synthetic frame features -> head.contextualize -> pooled + index_state, chunked."""
+    rng = np.random.default_rng(seed)
+    keys = None
+    pooled = np.empty((n, D), np.float32)
+    state = None
+    mask = np.ones((n, T), bool)
+    with torch.no_grad():
+        for start in range(0, n, chunk):
+            b = min(chunk, n - start)
+            topic = rng.standard_normal((b, 1, DV)).astype(np.float32)
+            frames = topic + 0.7 * rng.standard_normal((b, T, DV)).astype(np.float32)  # (b,T,Dv)
+            f, m = torch.from_numpy(frames), torch.ones(b, T, dtype=torch.bool)
+            ctx = head.contextualize(f, m)  # (b, T, d)
+            pooled[start:start + b] = head.pooled(ctx, m, "ml").numpy()  # uniform-attention DCM
+            st = head.index_state(ctx, m, "ml")
+            keys = keys or sorted(st)
+            packed = torch.cat([st[k] for k in keys], dim=-1).numpy()  # (b, T, Ds)
+            if state is None:
+                state = np.empty((n, T, packed.shape[-1]), dtype=dtype)
+            state[start:start + b] = packed
+    return StoredArrays(
+        ids=np.arange(1, n + 1, dtype=np.int64), paths=[""] * n,
+        media_types=np.ones(n, np.int8), pooled=pooled, state=state, mask=mask,
+        timestamps=np.tile(np.arange(T, dtype=np.float32) + 0.5, (n, 1)), generation=1,
+    ), keys
+
+
+def make_score_fn(head, keys):
+    def score(q, s, m):
+        parts = dict(zip(keys, torch.from_numpy(np.ascontiguousarray(s)).split(D, dim=-1)))
+        with torch.no_grad():
+            out = head.score_index_state(torch.from_numpy(q), parts, torch.from_numpy(m), "ml")
+        return out[0].numpy(), out[1].numpy()
+
+    return score
+
+
+def bytes_per_video(arrays: StoredArrays, dtype: str) -> int:
+    """Memory per video of the in-memory search arrays when the state is stored as `dtype`
+    (pooled vectors are float32 in memory whatever the storage dtype)."""
+    n = len(arrays.ids)
+    state = arrays.state[0].size * np.dtype(dtype).itemsize
+    pooled = arrays.pooled[0].nbytes
+    return int(state + pooled + arrays.mask.nbytes / n + arrays.timestamps.nbytes / n
+               + arrays.ids.nbytes / n + arrays.media_types.nbytes / n)
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    ms = np.asarray(times) * 1e3
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlist: int,
+        threads: int) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    head = create_model("mumur-dcm", frame_dim=DV, embed_dim=D, text_dim_en=D,
+                        text_dim_ml=D).eval().head
+    figures = {"threads": threads, "dtype": dtype, "frames": T, "dim": D,
+               "shortlist": shortlist, "sizes": {}}
+    for n in sizes:
+        t0 = time.perf_counter()
+        arrays, keys = build_arrays(head, n, dtype)
+        build_s = time.perf_counter() - t0
+        engine = SearchEngine(arrays, make_score_fn(head, keys), shortlist=shortlist)
+        stage1_bytes = engine.stage1_bytes()
+        rng = np.random.default_rng(1)
+        qs = arrays.pooled[rng.integers(0, n, queries)] + 0.05 * rng.standard_normal(
+            (queries, D)).astype(np.float32)
+        qs /= np.linalg.norm(qs, axis=1, keepdims=True)
+        engine.search(qs[0], k=10)  # warm up
+        fast_times, fast_top = [], []
+        for q in qs:
+            start = time.perf_counter()
+            results, _ = engine.search(q, k=10)
+            fast_times.append(time.perf_counter() - start)
+            fast_top.append([r.id for r in results])
+        exact_times, agreement = [], []
+        for i, q in enumerate(qs[:exact_queries]):
+            start = time.perf_counter()
+            results, _ = engine.search(q, k=10, exact=True)
+            exact_times.append(time.perf_counter() - start)
+            agreement.append(len({r.id for r in results} & set(fast_top[i])) / 10)
+        fp50, fp95 = percentiles(fast_times)
+        ep50, ep95 = percentiles(exact_times)
+        figures["sizes"][str(n)] = {
+            "two_stage_p50_ms": round(fp50, 2), "two_stage_p95_ms": round(fp95, 2),
+            "exact_p50_ms": round(ep50, 1), "exact_p95_ms": round(ep95, 1),
+            "recall10_agreement": round(float(np.mean(agreement)), 4),
+            "queries": queries, "exact_queries": len(exact_times),
+            "bytes_per_video_fp32": bytes_per_video(arrays, "float32") + stage1_bytes // n,
+            "bytes_per_video_fp16": bytes_per_video(arrays, "float16") + stage1_bytes // n,
+            "build_seconds": round(build_s, 1),
+        }
+        print(f"N={n:>7,d}  two-stage p50 {fp50:7.2f} ms  p95 {fp95:7.2f} ms | exact p50 "
+              f"{ep50:8.1f} ms  p95 {ep95:8.1f} ms | recall@10 agreement "
+              f"{np.mean(agreement):.4f} | bytes/video fp32 "
+              f"{figures['sizes'][str(n)]['bytes_per_video_fp32']:,d} fp16 "
+              f"{figures['sizes'][str(n)]['bytes_per_video_fp16']:,d}", flush=True)
+        del engine, arrays
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--dtype", choices=["float32", "float16"], default="float16",
+                        help="stored state dtype (float16 keeps 100k videos in ~2.5 GB)")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--exact-queries", type=int, default=20)
+    parser.add_argument("--shortlist", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 is fastest for one small query at a time")
+    args = parser.parse_args()
+    figures = run(args.sizes, args.dtype, args.queries, args.exact_queries, args.shortlist,
+                  args.threads)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""`mumur index PATH... --index DIR [--model NAME_OR_PATH]`: incremental, resumable indexing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def index_command(
+    paths: list[Path] = typer.Argument(..., help="Media files and/or folders (recursive)."),
+    index: Path = typer.Option(..., "--index", help="Index folder (created when missing)."),
+    model: str | None = typer.Option(
+        None, "--model", help="Trained mumur model folder, or a CLIP checkpoint (hub id, local "
+        "transformers/open_clip folder). Default: the model the index was built with."),
+    text_model: str | None = typer.Option(
+        None, "--text-model", help="Paired multilingual text encoder for a CLIP checkpoint "
+        "(e.g. an M-CLIP folder)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Files per batch/commit."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Decode worker processes."),
+    fp16: bool = typer.Option(False, "--fp16", help="Store arrays as float16 (new index only)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Index images and videos (new files embedded, modified re-embedded, deleted removed)."""
+    from ..index import build_index
+
+    report = build_index(paths, index, model, text_model=text_model, batch_size=batch_size,
+                         num_workers=workers, fp16=fp16, progress=not quiet)
+    typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if json_out else report.summary())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index_command)

@@ -1,0 +1,61 @@
+"""`mumur search QUERY --index DIR [--top-k K] [--type image|video] [--exact] [--json]
+[--image PATH]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+__all__ = ["format_results", "register"]
+
+
+def format_results(response) -> str:
+    """Human-readable result table (or the "no relevant results" line)."""
+    lines = []
+    if not response.relevant:
+        lines.append(f"no relevant results (best calibrated score below {response.threshold:.2f});"
+                     " closest matches:" if response.results else "no results")
+    for rank, r in enumerate(response.results, 1):
+        when = f" @ {r.timestamp:.1f}s" if r.timestamp is not None else ""
+        mark = "" if r.relevant else "  (not relevant)"
+        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}  {r.media_type:5s} "
+                     f"{r.path}{when}{mark}")
+    lines.append(f"[{response.mode}, {response.took_ms:.1f} ms, {response.candidates} candidates]")
+    return "\n".join(lines)
+
+
+def search_command(
+    query: str | None = typer.Argument(None, help="Query text, in any language."),
+    index: Path = typer.Option(..., "--index", help="Index folder."),
+    top_k: int = typer.Option(10, "--top-k", "-k", min=1, max=1000, help="Results to show."),
+    media_type: str | None = typer.Option(None, "--type", help="image or video."),
+    exact: bool = typer.Option(False, "--exact", help="Score every item exactly (no shortlist)."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list best first."),
+    image: Path | None = typer.Option(None, "--image", help="Use this image as the query."),
+    model: str | None = typer.Option(None, "--model", help="Query model (must match the "
+                                        "index's model; default: the recorded one)."),
+) -> None:
+    """Search an index by text (any language) or by an example image."""
+    from ..errors import QueryError
+    from ..index import Index
+
+    if (query is None) == (image is None):
+        raise QueryError(query, "give either QUERY text or --image PATH")
+    idx = Index(index, model=model)
+    try:
+        if image is not None:
+            response = idx.search_image(image, k=top_k, media_type=media_type)
+        else:
+            response = idx.search(query, k=top_k, media_type=media_type, exact=exact)
+    finally:
+        idx.close()
+    if json_out:
+        typer.echo(json.dumps(response.cli_records(), ensure_ascii=False))
+    else:
+        typer.echo(format_results(response))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search_command)

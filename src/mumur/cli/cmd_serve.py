@@ -1,0 +1,27 @@
+"""`mumur serve --index DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def serve_command(
+    index: Path = typer.Option(..., "--index", help="Index folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="MUMUR_API_KEY",
+                                          help="Require this X-API-Key on /api routes."),
+) -> None:
+    """Serve the search API and the web UI (http://HOST:PORT/)."""
+    from ..serve import serve
+
+    typer.echo(f"serving {index} on http://{host}:{port}/ (API docs: /docs)")
+    serve(index, host=host, port=port, api_key=api_key)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)

@@ -1,0 +1,259 @@
+"""Incremental, resumable indexing: scan -> plan -> decode/embed in batches -> commit per batch.
+
+Incremental: a file whose size and mtime match its record is unchanged (no content read). When
+size or mtime changed, its fingerprint (BLAKE2b of size + first and last MiB) decides: same
+fingerprint -> only the bookkeeping is updated; different -> re-embedded under the same id.
+Records under the scanned roots whose files are gone are removed.
+
+Resumable: every batch (its items, its failures, the generation bump) is one SQLite transaction.
+A run killed at any moment (even `kill -9`) leaves the last committed batch; the next run sees the
+committed files as unchanged and embeds only the rest. Paths are UNIQUE, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from .embedder import Embedder, load_embedder
+from .scan import MediaFile, SkippedFile, display_path, fingerprint, scan_media
+from .store import IndexStore, NewItem
+
+__all__ = ["IndexPlan", "IndexReport", "build_index", "plan_changes"]
+
+
+@dataclass
+class IndexPlan:
+    """What an index run will do.
+
+    Attributes:
+        embed: (file, fingerprint, is_update) to decode and embed.
+        touch: (id, size, mtime_ns, hash) records whose content is unchanged.
+        unchanged: number of files left alone.
+        remove: paths whose records go away.
+        skipped: files left out with a reason.
+    """
+
+    embed: list[tuple[MediaFile, str, bool]] = field(default_factory=list)
+    touch: list[tuple[int, int, int, str]] = field(default_factory=list)
+    unchanged: int = 0
+    remove: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@dataclass
+class IndexReport:
+    """Summary of an index run (what `mumur index` prints).
+
+    Attributes:
+        indexed: new files embedded.
+        updated: modified files re-embedded.
+        unchanged: files skipped because they did not change.
+        removed: records removed because their files are gone.
+        skipped: files left out, with reasons.
+        seconds: wall time.
+        total: items in the index after the run.
+    """
+
+    indexed: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    seconds: float = 0.0
+    total: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+        return {
+            "indexed": len(self.indexed),
+            "updated": len(self.updated),
+            "unchanged": self.unchanged,
+            "removed": len(self.removed),
+            "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in self.skipped],
+            "total": self.total,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self, max_skipped: int = 20) -> str:
+        """Human-readable summary with skip reasons."""
+        head = (f"indexed {len(self.indexed)} new, re-embedded {len(self.updated)} modified, "
+                f"{self.unchanged} unchanged, removed {len(self.removed)}, skipped "
+                f"{len(self.skipped)}; {self.total} items in the index ({self.seconds:.1f} s)")
+        lines = [head]
+        for s in self.skipped[:max_skipped]:
+            lines.append(f"  skipped {display_path(s.path)}: {s.reason}")
+        if len(self.skipped) > max_skipped:
+            lines.append(f"  ... and {len(self.skipped) - max_skipped} more skipped")
+        return "\n".join(lines)
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def plan_changes(store: IndexStore, roots: list[str]) -> IndexPlan:
+    """Scan `roots` and compare with the store.
+
+    Args:
+        store: the open index.
+        roots: files/folders to index.
+
+    Returns:
+        An `IndexPlan`.
+    """
+    scan = scan_media(roots)
+    records, failures = store.records(), store.failures()
+    plan = IndexPlan(skipped=list(scan.skipped))
+    keep = {f.path for f in scan.files}
+    # A file that is there but unreadable right now keeps its record.
+    keep |= {s.path for s in scan.skipped if s.reason == "permission denied"}
+    for f in scan.files:
+        record = records.get(f.path)
+        if record is not None and record.size == f.size and record.mtime_ns == f.mtime_ns \
+                and record.hash is not None:
+            plan.unchanged += 1
+            continue
+        failed = failures.get(f.path)
+        if failed is not None and failed[:2] == (f.size, f.mtime_ns):
+            plan.skipped.append(SkippedFile(f.path, failed[2]))
+            continue
+        try:
+            digest = fingerprint(f.path, f.size)
+        except OSError as exc:
+            reason = "permission denied" if isinstance(exc, PermissionError) else \
+                f"cannot read: {exc.strerror or exc}"
+            plan.skipped.append(SkippedFile(f.path, reason))
+            if isinstance(exc, PermissionError):
+                keep.add(f.path)
+            else:
+                keep.discard(f.path)
+            continue
+        if record is not None and record.hash in (digest, None) and record.size == f.size:
+            # Touched (or migrated without a hash) but same content: no re-embedding.
+            plan.touch.append((record.id, f.size, f.mtime_ns, digest))
+            plan.unchanged += 1
+        else:
+            plan.embed.append((f, digest, record is not None))
+    plan.remove = sorted(p for p in records if _under(p, scan.roots) and p not in keep)
+    return plan
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="indexing", unit="file", disable=not enabled or total == 0,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def build_index(
+    paths: list[str | os.PathLike],
+    index_dir: str | os.PathLike,
+    model: str | None = None,
+    *,
+    embedder: Embedder | None = None,
+    text_model: str | None = None,
+    batch_size: int = 16,
+    num_workers: int = 2,
+    fp16: bool = False,
+    progress: bool = True,
+) -> IndexReport:
+    """Index media under `paths` into `index_dir` (create, update, or resume).
+
+    Args:
+        paths: files and/or folders (scanned recursively).
+        index_dir: index folder (created when missing).
+        model: trained mumur model folder or CLIP checkpoint; default: the index's recorded model.
+        embedder: an already-built `Embedder` (overrides `model`; used by tests and the server).
+        text_model: paired text encoder for a CLIP checkpoint (see `load_embedder`).
+        batch_size: items per embedding batch and per committed transaction.
+        num_workers: decode worker processes (0 = decode in this process).
+        fp16: store arrays as float16 (fresh index only; halves size, scores change ~1e-3).
+        progress: show a progress bar with ETA on stderr.
+
+    Returns:
+        `IndexReport`.
+
+    Raises:
+        IndexMismatchError: `model` differs from the model the index was built with.
+        ConfigError: no model given for a new index.
+    """
+    from ..data.features import extract_frame_features
+
+    start = time.perf_counter()
+    store = IndexStore(index_dir, create=True)
+    try:
+        if embedder is None:
+            meta = store.meta()
+            source = model or meta.get("model_source")
+            if source is None:
+                raise ConfigError(f"{index_dir} is a new index: pass --model NAME_OR_PATH")
+            text_model = text_model or meta.get("text_source") or None
+            embedder = load_embedder(source, text_model=text_model,
+                                     num_frames=int(meta.get("num_frames", 12)))
+        store.bind_model(embedder, dtype="float16" if fp16 else "float32")
+        plan = plan_changes(store, [os.fspath(p) for p in paths])
+        report = IndexReport(unchanged=plan.unchanged, skipped=list(plan.skipped))
+        store.remove_paths(plan.remove)
+        report.removed = plan.remove
+        store.touch_items(plan.touch)
+
+        todo = {f.path: (f, digest, is_update) for f, digest, is_update in plan.embed}
+        bar = _progress(len(todo), progress)
+        try:
+            batches = extract_frame_features(
+                list(todo), embedder.encode_frames, num_frames=embedder.num_frames,
+                strategy=embedder.frame_sampling, batch_size=batch_size, num_workers=num_workers,
+                image_size=embedder.image_size,
+            )
+            for batch in batches:
+                _commit_batch(store, embedder, batch, todo, report)
+                bar.update(len(batch.paths) + len(batch.errors))
+        finally:
+            bar.close()
+        report.total = store.counts()["items"]
+    finally:
+        store.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _commit_batch(store: IndexStore, embedder: Embedder, batch, todo, report: IndexReport):
+    items: list[NewItem] = []
+    if len(batch.paths):
+        mask = np.asarray(batch.mask, dtype=bool)  # (B, T)
+        states = embedder.frame_states(np.asarray(batch.features, np.float32), mask)
+        for i, path in enumerate(batch.paths):
+            f, digest, _ = todo[path]
+            t = int(mask[i].sum())
+            items.append(NewItem(
+                path=path, media_type=f.media_type, size=f.size, mtime_ns=f.mtime_ns, hash=digest,
+                timestamps=np.asarray(batch.timestamps[i][:t], np.float32),
+                pooled=states.pooled[i], state=states.state[i, :t],
+            ))
+    failures = []
+    for path, reason in _batch_errors(batch):
+        f = todo[path][0]
+        failures.append((path, f.size, f.mtime_ns, reason))
+    store.add_items(items, failures)
+    for item in items:
+        (report.updated if todo[item.path][2] else report.indexed).append(item.path)
+    report.skipped.extend(SkippedFile(p, r) for p, _, _, r in failures)
+
+
+def _batch_errors(batch) -> list[tuple[str, str]]:
+    errors = batch.errors
+    if isinstance(errors, dict):
+        return [(str(p), str(r)) for p, r in errors.items()]
+    out = []
+    for err in errors:
+        if isinstance(err, tuple):
+            out.append((str(err[0]), str(err[1])))
+        else:  # a MediaDecodeError
+            out.append((err.path, err.reason))
+    return out

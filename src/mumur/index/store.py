@@ -1,0 +1,485 @@
+"""Index storage: one SQLite database in WAL mode holding metadata and feature arrays as BLOBs.
+
+Why SQLite (see docs/index-storage.md): embedded, no server, atomic multi-row transactions (a
+batch of items, its generation bump and its removals commit together or not at all, so `kill -9`
+can never leave half an item), WAL lets readers (the web server) keep reading a consistent
+snapshot while an index run writes, and the file format is stable and inspectable.
+
+Layout (schema version 2):
+    schema_version(version)                      one row
+    meta(key PRIMARY KEY, value)                 model identity/source, dims, dtype, generation
+    items(id PRIMARY KEY, path BLOB UNIQUE, display_path, media_type, size, mtime_ns, hash,
+          n_frames, timestamps BLOB, pooled BLOB, state BLOB, indexed_at)
+    failures(path BLOB PRIMARY KEY, size, mtime_ns, reason)   files that failed to decode
+
+Arrays are little-endian float32 or float16 (`meta.dtype`): `pooled` (d,), `state` (n_frames, Ds),
+`timestamps` (n_frames,) always float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IndexCorruptError, IndexMismatchError
+
+__all__ = [
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "IndexStore",
+    "ItemRecord",
+    "NewItem",
+    "StoredArrays",
+    "migrate",
+]
+
+SCHEMA_VERSION = 2
+DB_NAME = "index.sqlite"
+MEDIA_TYPES = ("image", "video")
+
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path BLOB NOT NULL UNIQUE,
+    display_path TEXT NOT NULL,
+    media_type TEXT NOT NULL CHECK (media_type IN ('image', 'video')),
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,
+    n_frames INTEGER NOT NULL,
+    timestamps BLOB NOT NULL,
+    pooled BLOB NOT NULL,
+    state BLOB NOT NULL,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failures (
+    path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """Per-file bookkeeping row (no arrays)."""
+
+    id: int
+    path: str
+    display_path: str
+    media_type: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+
+
+@dataclass
+class NewItem:
+    """An embedded file ready to be written.
+
+    Attributes:
+        path: absolute path (surrogate-escaped str).
+        media_type: "image" | "video".
+        size, mtime_ns, hash: fingerprint from the scan.
+        timestamps: (T,) seconds of the sampled frames.
+        pooled: (d,) stage-1 vector.
+        state: (T, Ds) per-frame state.
+    """
+
+    path: str
+    media_type: str
+    size: int
+    mtime_ns: int
+    hash: str
+    timestamps: np.ndarray
+    pooled: np.ndarray
+    state: np.ndarray
+
+
+@dataclass
+class StoredArrays:
+    """Everything search needs, loaded into memory (padded to the longest item).
+
+    Attributes:
+        ids: (N,) int64 item ids.
+        paths: N display paths.
+        media_types: (N,) int8, 0 = image, 1 = video.
+        pooled: (N, d) float32.
+        state: (N, T, Ds) float32 or float16 (as stored).
+        mask: (N, T) bool, valid frames.
+        timestamps: (N, T) float32.
+        generation: the index generation these arrays reflect.
+    """
+
+    ids: np.ndarray
+    paths: list[str]
+    media_types: np.ndarray
+    pooled: np.ndarray
+    state: np.ndarray
+    mask: np.ndarray
+    timestamps: np.ndarray
+    generation: int
+
+
+def _connect(db: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(db), timeout=60.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL is crash-safe for process kills (committed pages sit in the OS cache);
+    # only an OS crash / power loss can drop the last commits, never corrupt the database.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=60000")
+    return conn
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    # Statement by statement: `executescript` would COMMIT the surrounding migration transaction.
+    for statement in _SCHEMA_V2.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
+    return row.fetchone() is not None
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def schema_version_of(conn: sqlite3.Connection) -> int:
+    """Version of an opened database: 0 = pre-versioning layout (no schema_version table)."""
+    if not _table_exists(conn, "schema_version"):
+        return 0 if _table_exists(conn, "items") else -1
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring a database to `SCHEMA_VERSION` in one transaction; returns the version it had.
+
+    Layouts:
+        v0 (first development layout, no version table): `items(path TEXT PRIMARY KEY,
+            media_type, size, mtime, n_frames, timestamps, pooled, state)` with float `mtime`
+            seconds and integer `rowid` ids; `meta(key, value)`.
+        v1: adds `schema_version` and `items.id INTEGER PRIMARY KEY`, keeps `path TEXT` and
+            `mtime` seconds; no content hash, no `failures` table.
+        v2: `path BLOB` (exact bytes, non-UTF-8 names), `display_path`, `mtime_ns`, `hash`,
+            `indexed_at`, `failures`.
+    Migration keeps every embedded item and its id (so URLs `/api/media/{id}` stay valid);
+    `hash` is left NULL and filled by the next index run without re-embedding.
+
+    Args:
+        conn: an open connection (autocommit mode).
+
+    Returns:
+        The version before migration (-1 for an empty database).
+    """
+    before = schema_version_of(conn)
+    if before == SCHEMA_VERSION:
+        return before
+    if before > SCHEMA_VERSION:
+        raise IndexCorruptError(
+            f"index schema version {before} is newer than this mumur ({SCHEMA_VERSION}); upgrade"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if before in (0, 1):
+            id_col = "id" if "id" in _columns(conn, "items") else "rowid"
+            conn.execute("ALTER TABLE items RENAME TO items_old")
+            _create_tables(conn)
+            rows = conn.execute(
+                f"SELECT {id_col}, path, media_type, size, mtime, n_frames, timestamps, pooled,"
+                " state FROM items_old"
+            ).fetchall()
+            now = time.time()
+            for item_id, path, media_type, size, mtime, n_frames, ts, pooled, state in rows:
+                raw = os.fsencode(path) if isinstance(path, str) else bytes(path)
+                conn.execute(
+                    "INSERT INTO items (id, path, display_path, media_type, size, mtime_ns, hash,"
+                    " n_frames, timestamps, pooled, state, indexed_at)"
+                    " VALUES (?,?,?,?,?,?,NULL,?,?,?,?,?)",
+                    (item_id, raw, raw.decode("utf-8", "replace"), media_type, size,
+                     round(float(mtime) * 1e9), n_frames, ts, pooled, state, now),
+                )
+            conn.execute("DROP TABLE items_old")
+            conn.execute("DELETE FROM schema_version")
+        else:  # empty database
+            _create_tables(conn)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return before
+
+
+class IndexStore:
+    """The on-disk index: open or create `DIR/index.sqlite`.
+
+    Thread-safe (one connection guarded by a lock) so a FastAPI thread pool can share it; other
+    processes may open the same folder concurrently (WAL: one writer, many readers).
+
+    Args:
+        root: index folder.
+        create: create the folder and database when missing (else `IndexCorruptError`).
+    """
+
+    def __init__(self, root: str | os.PathLike, create: bool = False):
+        self.root = Path(root)
+        self.db_path = self.root / DB_NAME
+        if not self.db_path.exists():
+            if not create:
+                raise IndexCorruptError(f"no index at {self.root} (missing {DB_NAME})")
+            self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._conn = _connect(self.db_path)
+            migrate(self._conn)
+            self._conn.execute("SELECT count(*) FROM items").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"cannot open index {self.db_path}: {exc}") from exc
+
+    # -- metadata ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def meta(self) -> dict[str, str]:
+        """All metadata key/value pairs."""
+        with self._lock:
+            return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def generation(self) -> int:
+        """Counter bumped by every committed change (search caches compare it)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def model_identity(self) -> str | None:
+        """Identity of the model the index was built with, None for a fresh index."""
+        return self.meta().get("model_identity")
+
+    def bind_model(self, embedder, dtype: str = "float32") -> None:
+        """Record the embedder on a fresh index, or check it matches the recorded one.
+
+        Args:
+            embedder: an `Embedder`.
+            dtype: "float32" or "float16" array storage (fresh index only).
+
+        Raises:
+            IndexMismatchError: the index was built with a different model.
+        """
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+                if "model_identity" in meta:
+                    self._conn.execute("COMMIT")
+                    self.check_model(embedder.identity, meta)
+                    return
+                values = {
+                    "model_identity": embedder.identity,
+                    "model_source": embedder.source,
+                    "text_source": getattr(embedder, "text_source", None) or "",
+                    "dim": str(embedder.dim),
+                    "state_dim": str(embedder.state_dim),
+                    "state_layout": json.dumps(embedder.state_layout),
+                    "num_frames": str(embedder.num_frames),
+                    "dtype": dtype,
+                    "generation": "0",
+                    "created_at": str(time.time()),
+                }
+                self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def check_model(self, identity: str, meta: dict | None = None) -> None:
+        """Raise `IndexMismatchError` unless `identity` is the index's model."""
+        meta = meta if meta is not None else self.meta()
+        stored = meta.get("model_identity")
+        if stored is not None and stored != identity:
+            raise IndexMismatchError(
+                f"index {self.root} was built with model {meta.get('model_source')!r} "
+                f"(identity {stored}); the given model has identity {identity}. Query and index "
+                "embeddings would not be comparable: search with the same model, or build a new "
+                "index in another folder"
+            )
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def records(self) -> dict[str, ItemRecord]:
+        """All items keyed by path (no arrays)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, path, display_path, media_type, size, mtime_ns, hash FROM items"
+            ).fetchall()
+        records = (ItemRecord(r[0], os.fsdecode(bytes(r[1])), *r[2:]) for r in rows)
+        return {record.path: record for record in records}
+
+    def failures(self) -> dict[str, tuple[int, int, str]]:
+        """Files that failed before: path -> (size, mtime_ns, reason)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT path, size, mtime_ns, reason FROM failures")
+            return {os.fsdecode(bytes(r[0])): (r[1], r[2], r[3]) for r in rows.fetchall()}
+
+    def item(self, item_id: int) -> ItemRecord | None:
+        """The record of one item id, or None."""
+        with self._lock:
+            r = self._conn.execute(
+                "SELECT id, path, display_path, media_type, size, mtime_ns, hash FROM items"
+                " WHERE id=?", (int(item_id),),
+            ).fetchone()
+        return None if r is None else ItemRecord(r[0], os.fsdecode(bytes(r[1])), *r[2:])
+
+    def counts(self) -> dict[str, int]:
+        """{"items", "images", "videos"}."""
+        with self._lock:
+            rows = dict(self._conn.execute(
+                "SELECT media_type, count(*) FROM items GROUP BY media_type").fetchall())
+        images, videos = rows.get("image", 0), rows.get("video", 0)
+        return {"items": images + videos, "images": images, "videos": videos}
+
+    def info(self) -> dict:
+        """`mumur info --json`: items, images, videos, model, schema_version (+ extras)."""
+        meta = self.meta()
+        return {
+            **self.counts(),
+            "model": meta.get("model_source"),
+            "schema_version": self.schema_version(),
+            "model_identity": meta.get("model_identity"),
+            "dtype": meta.get("dtype"),
+            "generation": int(meta.get("generation", 0)),
+        }
+
+    def schema_version(self) -> int:
+        """The database's schema version."""
+        with self._lock:
+            return schema_version_of(self._conn)
+
+    # -- writes (each call is one atomic transaction that bumps the generation) --------------
+    def _write(self, fn) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                fn(self._conn)
+                self._conn.execute(
+                    "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET"
+                    " value = CAST(value AS INTEGER) + 1"
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _dtype(self) -> np.dtype:
+        return np.dtype(self.meta().get("dtype", "float32")).newbyteorder("<")
+
+    def add_items(self, items: list[NewItem], failures: list[tuple[str, int, int, str]] = ()):
+        """Insert or replace embedded items (and record decode failures) in one transaction.
+
+        A path already present keeps its id (its arrays are replaced), so re-embedding a modified
+        file never creates a duplicate and never changes its URL.
+
+        Args:
+            items: embedded files.
+            failures: (path, size, mtime_ns, reason) for files that failed to decode; an
+                existing record of such a path is removed (its embedding is stale).
+        """
+        dtype, now = self._dtype(), time.time()
+
+        def write(conn: sqlite3.Connection) -> None:
+            for it in items:
+                raw = os.fsencode(it.path)
+                state = np.asarray(it.state, dtype=dtype)  # (T, Ds)
+                conn.execute(
+                    "INSERT INTO items (path, display_path, media_type, size, mtime_ns, hash,"
+                    " n_frames, timestamps, pooled, state, indexed_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
+                    " media_type=excluded.media_type, size=excluded.size,"
+                    " mtime_ns=excluded.mtime_ns, hash=excluded.hash, n_frames=excluded.n_frames,"
+                    " timestamps=excluded.timestamps, pooled=excluded.pooled,"
+                    " state=excluded.state, indexed_at=excluded.indexed_at",
+                    (raw, raw.decode("utf-8", "replace"), it.media_type, it.size, it.mtime_ns,
+                     it.hash, state.shape[0],
+                     np.asarray(it.timestamps, dtype="<f4").tobytes(),
+                     np.asarray(it.pooled, dtype=dtype).tobytes(), state.tobytes(), now),
+                )
+                conn.execute("DELETE FROM failures WHERE path=?", (raw,))
+            for path, size, mtime_ns, reason in failures:
+                # The file changed into something undecodable: its old embedding is stale.
+                conn.execute("DELETE FROM items WHERE path=?", (os.fsencode(path),))
+                conn.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?)",
+                             (os.fsencode(path), size, mtime_ns, reason))
+
+        self._write(write)
+
+    def touch_items(self, updates: list[tuple[int, int, int, str]]) -> None:
+        """Update (id, size, mtime_ns, hash) of items whose content did not change."""
+        if updates:
+            self._write(lambda conn: conn.executemany(
+                "UPDATE items SET size=?, mtime_ns=?, hash=? WHERE id=?",
+                [(s, m, h, i) for i, s, m, h in updates]))
+
+    def remove_paths(self, paths: list[str]) -> None:
+        """Delete items (and failure records) by path in one transaction."""
+        if paths:
+            raws = [(os.fsencode(p),) for p in paths]
+
+            def write(conn: sqlite3.Connection) -> None:
+                conn.executemany("DELETE FROM items WHERE path=?", raws)
+                conn.executemany("DELETE FROM failures WHERE path=?", raws)
+
+            self._write(write)
+
+    # -- reads for search -------------------------------------------------------------------
+    def load_arrays(self) -> StoredArrays:
+        """Read every item's arrays into padded matrices (one consistent WAL snapshot)."""
+        meta_dtype = self._dtype()
+        with self._lock:
+            self._conn.execute("BEGIN")  # one read transaction = one snapshot
+            try:
+                meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+                rows = self._conn.execute(
+                    "SELECT id, display_path, media_type, n_frames, timestamps, pooled, state"
+                    " FROM items ORDER BY id"
+                ).fetchall()
+            finally:
+                self._conn.execute("COMMIT")
+        n = len(rows)
+        dim, sdim = int(meta.get("dim", 0)), int(meta.get("state_dim", 0))
+        t_max = max((r[3] for r in rows), default=1)
+        arrays = StoredArrays(
+            ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+            paths=[r[1] for r in rows],
+            media_types=np.fromiter((MEDIA_TYPES.index(r[2]) for r in rows), np.int8, count=n),
+            pooled=np.zeros((n, dim), dtype=np.float32),
+            state=np.zeros((n, t_max, sdim), dtype=meta_dtype.newbyteorder("=")),
+            mask=np.zeros((n, t_max), dtype=bool),
+            timestamps=np.zeros((n, t_max), dtype=np.float32),
+            generation=int(meta.get("generation", 0)),
+        )
+        for i, (_, _, _, t, ts, pooled, state) in enumerate(rows):
+            arrays.pooled[i] = np.frombuffer(pooled, dtype=meta_dtype)
+            arrays.state[i, :t] = np.frombuffer(state, dtype=meta_dtype).reshape(t, sdim)
+            arrays.mask[i, :t] = True
+            arrays.timestamps[i, :t] = np.frombuffer(ts, dtype="<f4")
+        return arrays
+
+    def integrity_check(self) -> str:
+        """SQLite's `PRAGMA integrity_check` result ("ok" when healthy)."""
+        with self._lock:
+            return self._conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -1,0 +1,90 @@
+"""What the server loads once: the opened index (query model included) and the thumbnail cache."""
+
+from __future__ import annotations
+
+import hmac
+import io
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..index import Index
+from ..index.store import ItemRecord
+
+__all__ = ["THUMB_SIZE", "Resources", "load_resources"]
+
+THUMB_SIZE = 256
+
+
+@dataclass
+class Resources:
+    """Shared server state.
+
+    Attributes:
+        index: the opened `Index` (its matrix cache follows concurrent index runs).
+        thumb_dir: folder of cached JPEG thumbnails.
+        api_key: required X-API-Key (None: open).
+    """
+
+    index: Index
+    thumb_dir: Path
+    api_key: str | None = None
+    _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check_key(self, given: str | None) -> bool:
+        """Constant-time API-key check (True when no key is configured)."""
+        if self.api_key is None:
+            return True
+        return given is not None and hmac.compare_digest(given.encode(), self.api_key.encode())
+
+    def item(self, item_id: int) -> ItemRecord | None:
+        """An indexed item whose file is still a regular file, else None."""
+        record = self.index.item(item_id)
+        if record is None or not os.path.isfile(record.path):
+            return None
+        return record
+
+    def thumbnail(self, record: ItemRecord) -> Path:
+        """JPEG thumbnail (longest side `THUMB_SIZE`), cached by id + size + mtime.
+
+        Raises:
+            MediaDecodeError: the file cannot be decoded any more.
+        """
+        target = self.thumb_dir / f"{record.id}-{record.size}-{record.mtime_ns}.jpg"
+        if target.exists():
+            return target
+        from ..media.decode import read_frames
+
+        frames = read_frames(record.path, 1)
+        image = frames.frames[0].convert("RGB")
+        image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+        with self._thumb_lock:
+            self.thumb_dir.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(buffer.getvalue())
+            os.replace(tmp, target)  # readers never see half a JPEG
+        return target
+
+
+def load_resources(index_dir: str | os.PathLike, embedder=None, api_key: str | None = None,
+                   thumb_dir: str | os.PathLike | None = None) -> Resources:
+    """Open the index and load its query model (so the first search is not slow).
+
+    Args:
+        index_dir: index folder.
+        embedder: query embedder (default: the index's recorded model).
+        api_key: require this X-API-Key on /api routes (health excepted).
+        thumb_dir: thumbnail cache (default: INDEX/thumbs).
+
+    Returns:
+        `Resources`.
+    """
+    index = Index(index_dir, embedder=embedder)
+    _ = index.embedder  # load now: fail at startup, not on the first request
+    index.engine()
+    return Resources(index=index, thumb_dir=Path(thumb_dir or Path(index_dir) / "thumbs"),
+                     api_key=api_key)
+

@@ -1,0 +1,49 @@
+"""Request/response models of the HTTP API (pydantic; they also make `/openapi.json`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["ErrorReply", "HealthReply", "SearchHit", "SearchReply"]
+
+
+class SearchHit(BaseModel):
+    """One result. `timestamp`: best-matching second for videos, null for images."""
+
+    id: int = Field(description="Item id; use with /api/media/{id} and /api/thumb/{id}.")
+    path: str
+    score: float = Field(description="Model score (cosine), higher is better.")
+    media_type: Literal["image", "video"]
+    timestamp: float | None
+    calibrated: float = Field(description="z-score vs the query's non-matching items.")
+    relevant: bool = Field(description="calibrated >= the relevance threshold.")
+
+
+class SearchReply(BaseModel):
+    """`GET /api/search` body."""
+
+    results: list[SearchHit]
+    query: str
+    took_ms: float
+    mode: Literal["two-stage", "exact", "image"]
+    relevant: bool = Field(description="False means 'no relevant results'.")
+    threshold: float
+
+
+class HealthReply(BaseModel):
+    """`GET /api/health` body."""
+
+    status: Literal["ok"]
+    items: int
+    images: int
+    videos: int
+    model: str | None
+    schema_version: int
+
+
+class ErrorReply(BaseModel):
+    """Every 4xx/5xx body."""
+
+    error: str
