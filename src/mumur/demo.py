@@ -243,8 +243,8 @@ def _build_index(model_dir: Path, corpus: Path, index_dir: Path, console: Consol
             target.symlink_to(path.resolve())
         except OSError:
             shutil.copy2(path, target)
-    summary = build_index([staging], index_dir, model=str(model_dir), num_workers=workers)
-    console.print(f"index: {summary}")
+    report = build_index([staging], index_dir, model=str(model_dir), num_workers=workers)
+    console.print(report.summary())
 
 
 def _example_searches(index_dir: Path, console: Console) -> list[dict]:
@@ -253,10 +253,27 @@ def _example_searches(index_dir: Path, console: Console) -> list[dict]:
     index = Index.open(index_dir)
     examples = []
     for lang, query in EXAMPLE_QUERIES:
-        hits = index.search(query, top_k=3)
-        console.print(f"[bold][{lang}][/bold] {query}")
-        for hit in hits:
-            ts = f" @ {hit['timestamp']:.1f}s" if hit.get("timestamp") is not None else ""
-            console.print(f"    {hit['score']:.3f}  {Path(hit['path']).name}{ts}")
-        examples.append({"language": lang, "query": query, "results": hits})
+        response = index.search(query, k=3)
+        console.print(f"[bold]\\[{lang}][/bold] {query}  ({response.took_ms:.0f} ms)")
+        if not response.relevant:
+            console.print("    (no result passes the relevance threshold; best matches:)")
+        for hit in response.results:
+            ts = f" @ {hit.timestamp:.1f}s" if hit.timestamp is not None else ""
+            caption = _caption_of(index_dir, hit.path)
+            console.print(f"    {hit.score:.3f} (z={hit.calibrated:.1f})  "
+                          f"{Path(hit.path).name}{ts}  [dim]{caption}[/dim]")
+        examples.append({"language": lang, "query": query,
+                         "results": response.cli_records()})
     return examples
+
+
+def _caption_of(index_dir: Path, path: str) -> str:
+    """The English caption of an indexed demo file (for the printout only)."""
+    global _CAPTIONS
+    if _CAPTIONS is None:
+        manifest = json.loads((index_dir.parent / "corpus" / "manifest.json").read_text())
+        _CAPTIONS = {Path(it["path"]).name: it["captions"]["en"][0] for it in manifest["items"]}
+    return _CAPTIONS.get(Path(path).name, "")
+
+
+_CAPTIONS: dict | None = None

@@ -1,0 +1,3 @@
+from mumur.cli import main
+
+main()
