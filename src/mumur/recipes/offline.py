@@ -98,8 +98,11 @@ VARIANTS: dict[str, dict] = {
     "dcm+pos": {"head": "mumur-dcm", "temporal": "pos"},
     "dcm+temporal": {"head": "mumur-dcm", "temporal": "transformer"},
     "dcm+temporal en-only": {"head": "mumur-dcm", "temporal": "transformer", "en_only": True},
+    # Random sampling draws one of 3 cached frames per segment each epoch (24 = every frame of a
+    # synthetic clip); with one cached frame per segment it would equal uniform sampling.
     "dcm+temporal random-sampling": {"head": "mumur-dcm", "temporal": "transformer",
-                                     "frame_sampling": "random"},
+                                     "frame_sampling": "random",
+                                     "extra_train": {"frames_per_segment": 3}},
 }
 
 
