@@ -1,9 +1,9 @@
 """Retrieval metrics, exactly per the DESIGN.md contract.
 
-`sim` is an (n_captions x n_items) similarity (higher = more similar) and `caption_item[i]` the index
-of caption i's ground-truth item. `sim` may be a numpy array or a `BlockSimilarity`, which computes
-blocks on demand, so a 100k x 100k matrix never materialises: every function here reads `sim` one
-block at a time.
+`sim` is an (n_captions x n_items) similarity (higher = more similar) and `caption_item[i]` the
+index of caption i's ground-truth item. `sim` may be a numpy array or a `BlockSimilarity`, which
+computes blocks on demand, so a 100k x 100k matrix never materialises: every function here reads
+`sim` one block at a time.
 
 Ranks are 1-based and pessimistic on ties: rank = number of candidates whose score is >= the ground
 truth's score, so a constant scorer gets the worst rank, never the best. NaN scores count as -inf.
@@ -93,7 +93,7 @@ def v2t_ranks(sim, caption_item, protocol: str = "caption",
     caption_item, n_captions, n_items = _check(sim, caption_item)
     has_caption = np.bincount(caption_item, minlength=n_items) > 0
     if protocol == "caption":
-        # Best rank over an item's captions = number of captions scoring >= its best caption's score.
+        # Best rank over an item's captions = number of captions scoring >= its best caption.
         best_gt = np.full(n_items, -np.inf)
         for start in range(0, n_captions, chunk_size):
             rows = slice(start, min(start + chunk_size, n_captions))
