@@ -32,15 +32,23 @@ def _row(name: str, evaluation: dict, seconds: float) -> dict:
             "train_seconds": seconds}
 
 
+def _vision_text(recipe: OfflineRecipe) -> str:
+    if recipe.vision == "cnn-small-scratch":
+        return f"{recipe.vision} {recipe.image_size}px channels {list(recipe.channels)}"
+    return (f"{recipe.vision} {recipe.image_size}px patch {recipe.patch_size} "
+            f"d{recipe.hidden_size}x{recipe.num_layers}")
+
+
 def ablation_markdown(rows: list[dict], corpus_info: dict, recipe: OfflineRecipe) -> str:
     """The ablation table as markdown (test videos)."""
     lines = [
         "# Offline ablation (synthetic world, test videos)",
         "",
-        f"Corpus: {corpus_info}. Recipe: {recipe.epochs} epochs, batch {recipe.batch_size}, "
-        f"{recipe.num_frames} frames, ViT {recipe.image_size}px/{recipe.patch_size} "
-        f"d{recipe.hidden_size}x{recipe.num_layers}, seed {recipe.seed}. Model selection on the "
-        "val split; numbers on the test split. Produced by `mumur ablation`.",
+        f"Corpus: synthetic world, seed {corpus_info.get('seed')}, {corpus_info.get('items')} "
+        f"items, {corpus_info.get('languages')} caption languages. Recipe: {recipe.epochs} "
+        f"epochs, batch {recipe.batch_size}, {recipe.num_frames} frames, {_vision_text(recipe)}, "
+        f"embed {recipe.embed_dim}, seed {recipe.seed}. Model selection on the val split; numbers "
+        "on the test split (videos). Produced by `mumur ablation`.",
         "",
         "| variant | en t2v R@1 | en t2v R@5 | en v2t R@1 | non-en mean t2v R@1 | non-en / en "
         "| train s |",
