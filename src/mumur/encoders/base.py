@@ -7,6 +7,7 @@ no grad) and ``save(path)``, which writes a folder that ``mumur.load_encoder(pat
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import json
@@ -145,7 +146,7 @@ def state_digest(module: nn.Module, length: int = 12) -> str:
     return digest.hexdigest()[:length]
 
 
-class Encoder(nn.Module):
+class Encoder(nn.Module, abc.ABC):
     """Base class: one contract for vision, text and audio encoders.
 
     Subclasses set ``modality``, ``dim``, ``trainable``, ``source`` (the name or path the
@@ -210,9 +211,9 @@ class Encoder(nn.Module):
             self.train(was_training)
         return nn.functional.normalize(out, dim=-1)
 
-    def save(self, path: str | os.PathLike) -> Path:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def save(self, path: str | os.PathLike) -> Path:
         """Write a folder that ``mumur.load_encoder(path)`` reads back identically."""
-        raise NotImplementedError
 
     def extra_repr(self) -> str:
         return f"modality={self.modality!r}, dim={self.dim}, source={self.source!r}"

@@ -14,6 +14,7 @@ reproduces zero-shot CLIP cosine scores.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -122,7 +123,7 @@ def _projection(in_dim: int, out_dim: int) -> nn.Linear:
     return layer
 
 
-class RetrievalHead(nn.Module):
+class RetrievalHead(nn.Module, abc.ABC):
     """Base class of method heads (see module docstring for the data flow).
 
     Subclasses implement `similarity`, `attention`, `index_state` and `score_index_state`.
@@ -216,26 +217,30 @@ class RetrievalHead(nn.Module):
         """The learnable temperature exp(logit_scale), clamped."""
         return self.criterion.scale()
 
+    @abc.abstractmethod
     def similarity(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
                    branch: str) -> torch.Tensor:
         """Cosine scores of every text against every item: (N, d), (B, T, d), (B, T) -> (N, B)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def attention(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
                   branch: str) -> torch.Tensor:
         """Per-frame weights of every text on every item: -> (N, B, T), zero on padding."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def index_state(self, frames_ctx: torch.Tensor, mask: torch.Tensor,
                     branch: str) -> dict[str, torch.Tensor]:
         """Query-independent arrays for fast search (see the subclass for their layout)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def score_index_state(self, text_emb: torch.Tensor, state: dict[str, torch.Tensor],
                           mask: torch.Tensor, branch: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (N, B) and attention (N, B, T) from `index_state`, equal to `similarity` /
         `attention` in eval mode."""
-        raise NotImplementedError
+        ...
 
     def loss(self, text_en: torch.Tensor | None, text_ml: torch.Tensor | None,
              frames_ctx: torch.Tensor, mask: torch.Tensor) -> LossOutput:
