@@ -20,7 +20,8 @@ from rich.console import Console
 
 from .recipes.offline import OfflineRecipe, experiment_config
 
-__all__ = ["DemoConfig", "run_demo", "train_offline", "evaluate_offline", "EXAMPLE_QUERIES"]
+__all__ = ["DemoConfig", "run_demo", "train_offline", "evaluate_offline", "summarize",
+           "EXAMPLE_QUERIES"]
 
 # Example searches: (language, query). The test split is indexed, so these describe scenes that
 # may or may not be there; the printout shows the best matches and their calibrated relevance.
@@ -109,7 +110,13 @@ def _lang_table(console: Console, title: str, result: dict, baseline: dict | Non
     console.print(table)
 
 
-def _summary(result: dict) -> dict:
+def _contract_languages(result: dict) -> dict:
+    """`{lang: {"t2v", "v2t"}}`, the results.json contract's per-language shape."""
+    return {lang: {"t2v": m["t2v"], "v2t": m["v2t"]} for lang, m in result["languages"].items()}
+
+
+def summarize(result: dict) -> dict:
+    """English t2v R@1, the mean t2v R@1 of the other languages, and their ratio."""
     langs = result["languages"]
     en = langs["en"]["t2v"]["R1"]
     others = [m["t2v"]["R1"] for lang, m in langs.items() if lang != "en"]
@@ -177,23 +184,18 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), console: Consol
                     en_only_eval["image"] if en_only_eval else None)
 
     results = {
-        "languages": {lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
-                      for lang, m in video["languages"].items()},
+        "languages": _contract_languages(video),
         "model": str(model_dir),
         "train_seconds": result.seconds,
         "media_type": "video",
-        "summary": _summary(video),
-        "images": ({"languages": {lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
-                                  for lang, m in evaluation["image"]["languages"].items()},
-                    "summary": _summary(evaluation["image"])}
+        "summary": summarize(video),
+        "images": ({"languages": _contract_languages(evaluation["image"]),
+                    "summary": summarize(evaluation["image"])}
                    if "image" in evaluation else None),
-        "english_only": ({"languages": {lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
-                                        for lang, m in en_only_eval["video"]["languages"].items()},
-                          "summary": _summary(en_only_eval["video"]),
-                          "images": ({"languages": {
-                              lang: {"t2v": m["t2v"], "v2t": m["v2t"]}
-                              for lang, m in en_only_eval["image"]["languages"].items()}}
-                              if "image" in en_only_eval else None)}
+        "english_only": ({"languages": _contract_languages(en_only_eval["video"]),
+                          "summary": summarize(en_only_eval["video"]),
+                          "images": ({"languages": _contract_languages(en_only_eval["image"])}
+                                     if "image" in en_only_eval else None)}
                          if en_only_eval else None),
         "corpus": {"path": str(corpus), "videos": report.videos, "images": report.images,
                    "test_videos": video["dataset"]["items"],

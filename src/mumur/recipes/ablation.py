@@ -21,13 +21,13 @@ __all__ = ["run_ablation", "ablation_markdown"]
 
 
 def _row(name: str, evaluation: dict, seconds: float) -> dict:
+    from ..demo import summarize
+
     langs = evaluation["languages"]
-    en = langs["en"]["t2v"]["R1"]
-    others = [m["t2v"]["R1"] for lang, m in langs.items() if lang != "en"]
-    mean_other = sum(others) / len(others)
-    return {"variant": name, "en_t2v_R1": en, "en_t2v_R5": langs["en"]["t2v"]["R5"],
-            "en_v2t_R1": langs["en"]["v2t"]["R1"], "non_en_t2v_R1": mean_other,
-            "ratio": mean_other / en if en else float("nan"),
+    summary = summarize(evaluation)
+    return {"variant": name, "en_t2v_R1": summary["en_t2v_R1"],
+            "en_t2v_R5": langs["en"]["t2v"]["R5"], "en_v2t_R1": langs["en"]["v2t"]["R1"],
+            "non_en_t2v_R1": summary["non_en_mean_t2v_R1"], "ratio": summary["non_en_over_en"],
             "per_language_t2v_R1": {lang: m["t2v"]["R1"] for lang, m in langs.items()},
             "train_seconds": seconds}
 
