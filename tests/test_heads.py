@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from mumur.errors import ConfigError
 from mumur.heads import DCMHead, MeanPoolHead
 from mumur.losses import ContrastiveLoss, symmetric_infonce
-from mumur.registry import MODELS
+from mumur.heads.base import HeadInputs
+from mumur.registry import HEADS as HEAD_REGISTRY
 
 torch.set_num_threads(1)
 
-HEADS = MODELS.names()
+HEADS = HEAD_REGISTRY.names()
 TEMPORAL = ("none", "pos", "transformer")
 DIMS = {"embed_dim": 16, "frame_dim": 12, "text_dim_en": 10, "text_dim_ml": 16,
         "temporal_heads": 2, "temporal_layers": 1, "max_frames": 16}
@@ -24,7 +25,7 @@ MASK = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=t
 
 def make_head(name: str, seed: int = 0, **options):
     torch.manual_seed(seed)
-    return MODELS.get(name).from_config(**{**DIMS, **options})
+    return HEAD_REGISTRY.get(name).from_config(**{**DIMS, **options})
 
 
 def inputs(seed: int = 1, n_text: int = 4):
@@ -38,6 +39,12 @@ def inputs(seed: int = 1, n_text: int = 4):
 def test_registry_has_both_heads():
     assert {"meanP", "mumur-dcm"} <= set(HEADS)
 
+
+
+def pair(text_en, text_ml, ctx, mask) -> HeadInputs:
+    """A batch of matching pairs as the head contract takes it (None drops a branch)."""
+    text = {b: t for b, t in (("en", text_en), ("ml", text_ml)) if t is not None}
+    return HeadInputs(ctx, mask, text=text)
 
 @pytest.mark.parametrize("temporal", TEMPORAL)
 @pytest.mark.parametrize("name", HEADS)
@@ -57,7 +64,7 @@ def test_forward_backward_shapes(name, temporal):
         assert torch.allclose(attn.sum(-1), torch.ones(3, 3), atol=1e-5)
         assert (attn[:, ~mask] == 0).all()
     assert head.pooled(ctx, mask).shape == (3, 16)
-    out = head.loss(t_en, t_ml, ctx, mask)
+    out = head.loss(pair(t_en, t_ml, ctx, mask))
     assert torch.isfinite(out.loss) and torch.allclose(out.loss, out.loss_en + out.loss_ml)
     out.loss.backward()
     grads = {n: p.grad for n, p in head.named_parameters()}
@@ -170,7 +177,7 @@ def test_dcm_loss_known_answer_brute_force():
                    for i in range(3)) / 3  # eq. (8) / (10)
         expected[br] = v2t + t2v
         assert torch.allclose(head.similarity(t[br], ctx, mask, br) * 5.0, s, atol=1e-5)
-    out = head.loss(t["en"], t["ml"], ctx, mask)
+    out = head.loss(pair(t["en"], t["ml"], ctx, mask))
     assert out.loss_en.item() == pytest.approx(expected["en"], abs=1e-5)
     assert out.loss_ml.item() == pytest.approx(expected["ml"], abs=1e-5)
     assert out.loss.item() == pytest.approx(expected["en"] + expected["ml"], abs=1e-5)  # eq. (6)
@@ -199,12 +206,12 @@ def test_english_only_training(name):
     frames, mask, text_en, text_ml = inputs(n_text=3)
     ctx = head.contextualize(frames, mask)
     t_en, t_ml = head.text_embed(text_en, "en"), head.text_embed(text_ml, "ml")
-    out = head.loss(t_en, t_ml, ctx, mask)
+    out = head.loss(pair(t_en, t_ml, ctx, mask))
     assert out.loss_ml is None and torch.equal(out.loss, out.loss_en)
-    both = make_head(name).loss(t_en, None, ctx, mask)  # a missing text also drops its branch
+    both = make_head(name).loss(pair(t_en, None, ctx, mask))  # a missing text also drops its branch
     assert both.loss_ml is None
     with pytest.raises(ValueError, match="no branch"):
-        head.loss(None, t_ml, ctx, mask)
+        head.loss(pair(None, t_ml, ctx, mask))
 
 
 def test_share_branches_ties_modules():

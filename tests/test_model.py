@@ -52,7 +52,7 @@ def test_create_model_overrides():
 
 
 def test_create_model_unknown_names():
-    with pytest.raises(ConfigError, match=r"unknown model 'x-pool'; known: .*meanP"):
+    with pytest.raises(ConfigError, match=r"unknown head 'x-pool'; known: .*meanP"):
         create_model("x-pool")
     with pytest.raises(ConfigError, match=r"unknown option\(s\) 'temporal_mode'.*valid options"):
         create_model("mumur-dcm", temporal_mode="pos")
@@ -130,7 +130,7 @@ def test_load_model_errors(tmp_path):
     meta = json.loads((folder / "config.json").read_text())
     meta["config"]["head"] = "nope"
     (folder / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelLoadError, match="unknown model 'nope'"):
+    with pytest.raises(ModelLoadError, match="unknown head 'nope'"):
         load_model(folder)
     folder = create_model("mumur-dcm", **SMALL).save(tmp_path / "m2")
     meta = json.loads((folder / "config.json").read_text())

@@ -14,7 +14,7 @@ from torch import nn
 
 from mumur.data.dataset import RetrievalDataset
 from mumur.errors import ConfigError, DatasetError
-from mumur.losses import LossOutput
+from mumur.losses import LossOutput, weighted_loss
 from mumur.train.config import (
     TrainConfig,
     load_experiment_config,
@@ -63,12 +63,10 @@ class TinyModel(nn.Module):
         mask = batch["mask"].float().unsqueeze(-1)  # (B, T, 1)
         frames = self.frame_proj(self.dropout(batch["frame_features"]))  # (B, T, D)
         video = (frames * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, D)
-        loss_en = self._loss(self.en_proj(batch["text_en_features"]), video)
-        loss_ml = None
+        terms = {"en": self._loss(self.en_proj(batch["text_en_features"]), video)}
         if "text_ml_features" in batch:
-            loss_ml = self._loss(self.ml_proj(batch["text_ml_features"]), video)
-        loss = loss_en + (loss_ml if loss_ml is not None else 0.0)
-        return LossOutput(loss, loss_en, loss_ml)
+            terms["ml"] = self._loss(self.ml_proj(batch["text_ml_features"]), video)
+        return weighted_loss(terms)
 
 
 def tiny_dataset(n=12, split="train") -> RetrievalDataset:

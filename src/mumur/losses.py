@@ -9,28 +9,57 @@ over the batch, and L_E = L^{t2v} + L^{v2t} is a sum, as eq. (6) writes it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ContrastiveLoss", "LossOutput", "combine_branch_losses", "symmetric_infonce"]
+__all__ = ["ContrastiveLoss", "LossOutput", "symmetric_infonce", "weighted_loss"]
 
 
 @dataclass
 class LossOutput:
-    """Training loss of a head.
+    """Training loss of a head: the weighted total and every named term.
 
     Attributes:
-        loss: L = L_E + L_M (eq. 6), the scalar to back-propagate.
-        loss_en: L_E (eq. 7 + 8), None when the English branch is not trained.
-        loss_ml: L_M (eq. 9 + 10), None when the multilingual branch is not trained.
+        loss: the scalar to back-propagate, sum_k w_k * terms[k] (weights from the head config).
+        terms: each named loss term, unweighted (MuMUR: ``en`` = L_E, eq. 7 + 8, and
+            ``ml`` = L_M, eq. 9 + 10; other heads name their own). The trainer logs each one as
+            ``loss_<name>``.
     """
 
     loss: torch.Tensor
-    loss_en: torch.Tensor | None = None
-    loss_ml: torch.Tensor | None = None
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def loss_en(self) -> torch.Tensor | None:
+        """L_E, or None when the English branch was not trained."""
+        return self.terms.get("en")
+
+    @property
+    def loss_ml(self) -> torch.Tensor | None:
+        """L_M, or None when the multilingual branch was not trained."""
+        return self.terms.get("ml")
+
+
+def weighted_loss(terms: dict[str, torch.Tensor],
+                  weights: dict[str, float] | None = None) -> LossOutput:
+    """Sum named loss terms with weights (1.0 for a term without one), e.g. L = L_E + L_M (eq. 6).
+
+    Args:
+        terms: name -> scalar tensor; at least one.
+        weights: name -> weight.
+
+    Raises:
+        ValueError: when there is no term (every branch switched off or without text).
+    """
+    if not terms:
+        raise ValueError("no branch to train (no loss term): every branch is switched off or "
+                         "has no text")
+    weights = weights or {}
+    parts = [float(weights.get(name, 1.0)) * value for name, value in terms.items()]
+    return LossOutput(loss=sum(parts[1:], parts[0]), terms=dict(terms))
 
 
 def symmetric_infonce(logits: torch.Tensor) -> torch.Tensor:
@@ -79,17 +108,3 @@ class ContrastiveLoss(nn.Module):
             scalar loss.
         """
         return symmetric_infonce(self.scale() * similarity)
-
-
-def combine_branch_losses(loss_en: torch.Tensor | None,
-                          loss_ml: torch.Tensor | None) -> LossOutput:
-    """L = L_E + L_M (eq. 6); a missing branch (ablation, English-only training) is left out.
-
-    Raises:
-        ValueError: when both branches are missing.
-    """
-    present = [x for x in (loss_en, loss_ml) if x is not None]
-    if not present:
-        raise ValueError("no branch to train: both the English and the multilingual text "
-                         "features are missing (or both branches are switched off)")
-    return LossOutput(loss=sum(present[1:], present[0]), loss_en=loss_en, loss_ml=loss_ml)

@@ -21,9 +21,10 @@ from torch import nn
 from .config import config_from_dict, config_to_dict, read_json, replace_config, write_json
 from .errors import ConfigError, ModelLoadError
 from .heads import BRANCHES, HeadConfig, RetrievalHead
+from .heads.base import HeadInputs
 from .heads.base import check_branch
 from .losses import LossOutput
-from .registry import MODELS
+from .registry import HEADS
 
 __all__ = [
     "CONFIG_FILE",
@@ -42,6 +43,9 @@ FORMAT = "mumur-model"
 FORMAT_VERSION = 1
 ENCODER_SLOTS = {"vision": "vision", "text_en": "text", "text_ml": "text"}  # slot -> modality
 FRAME_SAMPLING = ("uniform", "random")
+_STANDARD_BATCH_KEYS = frozenset(
+    {"pixel_values", "frame_features", "mask"}
+    | {f"text_{b}{suffix}" for b in BRANCHES for suffix in ("", "_features")})
 
 
 @dataclass(frozen=True)
@@ -111,14 +115,14 @@ class MediaFeatures:
 
 def _head_class(name: str) -> type[RetrievalHead]:
     try:
-        return MODELS.get(name)
+        return HEADS.get(name)
     except KeyError as exc:
         raise ConfigError(exc.args[0]) from None
 
 
 def list_models() -> list[str]:
     """Names accepted by `create_model` (registered method heads)."""
-    return MODELS.names()
+    return HEADS.names()
 
 
 class RetrievalModel(nn.Module):
@@ -250,27 +254,29 @@ class RetrievalModel(nn.Module):
                 (B, T) bool (default: all frames valid); per branch b in (en, ml) either
                 ``text_b`` (list of B strings, encoded here, differentiably when the encoder is
                 trainable) or ``text_b_features`` (B, Dt) (a frozen encoder's cached outputs).
+                Any other entry reaches the head untouched in `HeadInputs.extra`.
 
         Returns:
-            LossOutput (L = L_E + L_M, eq. 6); branches without text are skipped.
+            the head's `LossOutput`: the weighted total and its named terms (MuMUR: L = L_E +
+            L_M, eq. 6); branches without text are skipped.
         """
         device = self.device
         frames = self._batch_frames(batch)  # (B, T, Dv)
         mask = batch.get("mask")
         mask = (torch.ones(frames.shape[:2], dtype=torch.bool, device=device) if mask is None
                 else torch.as_tensor(mask, dtype=torch.bool).to(device))
-        frames_ctx = self.head.contextualize(frames, mask)  # (B, T, d)
-        text = {}
+        inputs = HeadInputs(self.head.contextualize(frames, mask), mask)  # frames_ctx (B, T, d)
         for branch in BRANCHES:
             if f"text_{branch}_features" in batch:
                 feats = torch.as_tensor(batch[f"text_{branch}_features"]).float().to(device)
             elif f"text_{branch}" in batch:
                 feats = self._text_features(batch[f"text_{branch}"], branch)
             else:
-                text[branch] = None
                 continue
-            text[branch] = self.head.text_embed(feats, branch)  # (B, d)
-        return self.head.loss(text["en"], text["ml"], frames_ctx, mask)
+            inputs.text_features[branch] = feats  # (B, Dt)
+            inputs.text[branch] = self.head.text_embed(feats, branch)  # (B, d)
+        inputs.extra = {k: v for k, v in batch.items() if k not in _STANDARD_BATCH_KEYS}
+        return self.head.loss(inputs)
 
     def _batch_frames(self, batch: dict[str, Any]) -> torch.Tensor:
         device = self.device

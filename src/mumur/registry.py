@@ -1,10 +1,11 @@
-"""Name -> builder registries for method heads / model builders and encoders (timm-style)."""
+"""Name -> builder registries (timm-style): `HEADS` holds the method heads, `ENCODERS` the named
+encoders."""
 
 from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-__all__ = ["Registry", "MODELS", "ENCODERS", "register_model", "register_encoder"]
+__all__ = ["Registry", "HEADS", "ENCODERS", "register_head", "register_encoder"]
 
 T = TypeVar("T", bound=Callable)
 
@@ -39,7 +40,7 @@ class Registry:
         return name in self._builders
 
 
-MODELS = Registry("model")
+HEADS = Registry("head")
 ENCODERS = Registry("encoder")
-register_model = MODELS.register
+register_head = HEADS.register
 register_encoder = ENCODERS.register

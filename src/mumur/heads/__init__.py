@@ -1,7 +1,7 @@
-"""Method heads (registered in `mumur.registry.MODELS`): `meanP`, `mumur-dcm`.
+"""Method heads (registered in `mumur.registry.HEADS`): `meanP`, `mumur-dcm`.
 
 Importing this package registers every head module in it; a new head is one new module here with
-one `@register_model("name")` (it is picked up automatically).
+one `@register_head("name")` (it is picked up automatically).
 """
 
 from __future__ import annotations

@@ -1,10 +1,25 @@
-"""Shared parts of every method head: config, input projections, temporal context, loss.
+"""The head contract: what every retrieval method implements, and what it gets for free.
 
-A head maps (possibly frozen) encoder outputs into a joint space of dimension d:
-text features (N, Dt) -> `text_embed` -> (N, d); frame features (B, T, Dv) -> `contextualize`
--> (B, T, d) query-independent per-frame states; then `similarity` scores every text against
-every visual item. A new head subclasses `RetrievalHead`, implements the scoring methods, and
-registers itself with `@register_model("name")` (one file, one registration).
+A head maps (possibly frozen) encoder outputs into a joint space of dimension d and declares:
+
+* how it encodes text: `text_embed(text_features (N, Dt), branch) -> (N, d)` (default: projection);
+* how it encodes media: `contextualize(frame_features (B, T, Dv), mask) -> (B, T, d)`,
+  query-independent per-frame states (default: projection + optional temporal context);
+* how it scores: `similarity(text_emb, frames_ctx, mask, branch) -> (N, B)` (the one abstract
+  method) and `attention(...) -> (N, B, T)` (which frames a text matches; default: softmax of the
+  scaled text-frame cosines);
+* which named loss terms it trains with: `loss_terms(inputs: HeadInputs) -> {name: scalar}`
+  (default: the symmetric InfoNCE of every trained branch, MuMUR eq. 6-10, as ``en`` / ``ml``),
+  declared in `loss_names`; `loss` sums them with `config.loss_weights` (1.0 when absent), and
+  the trainer logs each as ``loss_<name>``. Anything a head needs beyond texts and frames
+  (description features, audio, teacher outputs) arrives in `HeadInputs.extra`, straight from
+  the batch, so a new head needs no edit of the model or the trainer;
+* optionally, how the index precomputes and scores: `index_state` / `score_index_state` (default:
+  store the frame states and call `similarity` / `attention`; DCM overrides them with its folded
+  fast path) and `pooled` (the stage-1 vector; default: meanP).
+
+A new head subclasses `RetrievalHead`, implements `similarity`, and registers itself with
+`@register_head("name")`: one file, one registration (see tests/test_head_contract.py).
 
 Input normalisation (a deviation, switchable with `normalize_inputs`): text and frame features are
 L2-normalised before the projections, so features cached from `encoder.encode` (normalised) and
@@ -16,8 +31,8 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +40,10 @@ from torch import nn
 
 from ..config import replace_config
 from ..errors import ConfigError
-from ..losses import ContrastiveLoss, LossOutput, combine_branch_losses
+from ..losses import ContrastiveLoss, LossOutput, weighted_loss
 from .temporal import TEMPORAL_MODES, TemporalEncoder
 
-__all__ = ["BRANCHES", "HeadConfig", "RetrievalHead", "check_branch", "check_mask",
+__all__ = ["BRANCHES", "HeadConfig", "HeadInputs", "RetrievalHead", "check_branch", "check_mask",
            "masked_softmax"]
 
 BRANCHES = ("en", "ml")
@@ -49,8 +64,13 @@ class HeadConfig:
         temporal_heads: seqTransf attention heads (CLIP4Clip: 8).
         train_branches: branches whose loss is used (("en",) = English-only ablation, §5.5.1).
         normalize_inputs: L2-normalise text and frame features before the projections.
-        logit_scale_init: initial log temperature (CLIP: log(1/0.07)).
+        logit_scale_init: initial log temperature. Default log(1/0.07), CLIP's initialisation
+            for training from scratch. Deviation: CLIP4Clip and X-Pool (the code MuMUR builds
+            on) start from pretrained CLIP's learned scale, 100 (log 100 = 4.605); the paper
+            presets set that value.
         logit_scale_max: clamp of the temperature (CLIP: 100).
+        loss_weights: weight of each named loss term (`RetrievalHead.loss_names`); a term
+            without an entry weighs 1.0 (MuMUR eq. 6: L = L_E + L_M).
     """
 
     embed_dim: int = 512
@@ -65,6 +85,7 @@ class HeadConfig:
     normalize_inputs: bool = True
     logit_scale_init: float = math.log(1 / 0.07)
     logit_scale_max: float = 100.0
+    loss_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.temporal not in TEMPORAL_MODES:
@@ -123,14 +144,36 @@ def _projection(in_dim: int, out_dim: int) -> nn.Linear:
     return layer
 
 
-class RetrievalHead(nn.Module, abc.ABC):
-    """Base class of method heads (see module docstring for the data flow).
+@dataclass
+class HeadInputs:
+    """One training batch as a head sees it (B matching pairs).
 
-    Subclasses implement `similarity`, `attention`, `index_state` and `score_index_state`.
+    Attributes:
+        frames_ctx: (B, T, d) frame states from `contextualize`.
+        mask: (B, T) bool, True = valid frame.
+        text: branch -> (B, d) text embeddings from `text_embed`, for the branches whose
+            captions the batch carries.
+        text_features: branch -> (B, Dt) the text encoders' outputs before `text_embed`.
+        extra: every other batch entry, untouched (e.g. ``description_features``,
+            ``audio_features``): what a head needs beyond texts and frames.
+    """
+
+    frames_ctx: torch.Tensor
+    mask: torch.Tensor
+    text: dict[str, torch.Tensor] = field(default_factory=dict)
+    text_features: dict[str, torch.Tensor] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RetrievalHead(nn.Module, abc.ABC):
+    """Base class of method heads (the contract is in the module docstring).
+
+    Subclasses implement `similarity`; everything else has a default they may override.
     """
 
     config_class: ClassVar[type[HeadConfig]] = HeadConfig
     name: ClassVar[str] = ""
+    loss_names: ClassVar[tuple[str, ...]] = BRANCHES
 
     def __init__(self, config: HeadConfig | None = None):
         super().__init__()
@@ -138,6 +181,10 @@ class RetrievalHead(nn.Module, abc.ABC):
         if not isinstance(config, self.config_class):
             raise ConfigError(f"{type(self).__name__} needs a {self.config_class.__name__}, got "
                               f"{type(config).__name__}")
+        unknown = sorted(set(config.loss_weights) - set(self.loss_names))
+        if unknown:
+            raise ConfigError(f"loss_weights names unknown loss term(s) {unknown} of head "
+                              f"{self.name!r}; its terms: {list(self.loss_names)}")
         self.config = config
         d = config.embed_dim
         self.frame_proj = _projection(config.frame_dim, d)
@@ -164,6 +211,7 @@ class RetrievalHead(nn.Module, abc.ABC):
         """Joint space dimension d."""
         return self.config.embed_dim
 
+    # -- encoding ------------------------------------------------------------------------------
     def text_embed(self, text_features: torch.Tensor, branch: str) -> torch.Tensor:
         """Project text-encoder outputs into the joint space.
 
@@ -217,52 +265,64 @@ class RetrievalHead(nn.Module, abc.ABC):
         """The learnable temperature exp(logit_scale), clamped."""
         return self.criterion.scale()
 
+    # -- scoring -------------------------------------------------------------------------------
     @abc.abstractmethod
     def similarity(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
                    branch: str) -> torch.Tensor:
         """Cosine scores of every text against every item: (N, d), (B, T, d), (B, T) -> (N, B)."""
         ...
 
-    @abc.abstractmethod
     def attention(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
                   branch: str) -> torch.Tensor:
-        """Per-frame weights of every text on every item: -> (N, B, T), zero on padding."""
-        ...
+        """Per-frame relevance of every text on every item (the search timestamp): (N, B, T),
+        zero on padding. Default: softmax over valid frames of the scaled text-frame cosines
+        (it does not enter the score of heads that weigh frames equally)."""
+        check_branch(branch)
+        mask = check_mask(mask, frames_ctx)
+        cos = torch.einsum("nd,btd->nbt", F.normalize(text_emb, dim=-1),
+                           F.normalize(frames_ctx, dim=-1))  # (N, B, T)
+        return masked_softmax(self.logit_scale().detach() * cos, mask.unsqueeze(0))
 
-    @abc.abstractmethod
+    # -- index (optional fast path) ---------------------------------------------------------------
     def index_state(self, frames_ctx: torch.Tensor, mask: torch.Tensor,
                     branch: str) -> dict[str, torch.Tensor]:
-        """Query-independent arrays for fast search (see the subclass for their layout)."""
-        ...
+        """Query-independent per-frame arrays the index stores for `branch`, each (B, T, k).
+        Default: the frame states themselves (``frames``)."""
+        check_branch(branch)
+        check_mask(mask, frames_ctx)
+        return {"frames": frames_ctx}
 
-    @abc.abstractmethod
     def score_index_state(self, text_emb: torch.Tensor, state: dict[str, torch.Tensor],
                           mask: torch.Tensor, branch: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores (N, B) and attention (N, B, T) from `index_state`, equal to `similarity` /
-        `attention` in eval mode."""
-        ...
+        """Scores (N, B) and attention (N, B, T) from `index_state`; must equal `similarity` /
+        `attention` in eval mode. Default: call them on the stored frame states."""
+        frames = state["frames"]
+        return (self.similarity(text_emb, frames, mask, branch),
+                self.attention(text_emb, frames, mask, branch))
 
-    def loss(self, text_en: torch.Tensor | None, text_ml: torch.Tensor | None,
-             frames_ctx: torch.Tensor, mask: torch.Tensor) -> LossOutput:
-        """L = L_E + L_M (eq. 6-10) on a batch of matching (text, item) pairs.
+    # -- training ------------------------------------------------------------------------------
+    def loss_terms(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:
+        """Named loss terms of a batch of matching (text, item) pairs; names from `loss_names`.
 
-        Args:
-            text_en: (B, d) English text embeddings R_E (from `text_embed`), or None.
-            text_ml: (B, d) multilingual text embeddings R_M, or None.
-            frames_ctx: (B, T, d) frame states of the B items; mask: (B, T).
-
-        Returns:
-            LossOutput; a branch is skipped when its text is None or it is not in
-            `config.train_branches`.
+        Default: per trained branch b with text, the symmetric InfoNCE of eq. 7-10 on the
+        (B, B) similarity matrix, named ``b`` (L_E = ``en``, L_M = ``ml``).
         """
-        losses = {}
-        for branch, text in (("en", text_en), ("ml", text_ml)):
+        terms = {}
+        for branch in BRANCHES:
+            text = inputs.text.get(branch)
             if text is None or branch not in self.config.train_branches:
-                losses[branch] = None
                 continue
-            if text.shape[0] != frames_ctx.shape[0]:
+            if text.shape[0] != inputs.frames_ctx.shape[0]:
                 raise ValueError(f"{branch} texts ({text.shape[0]}) and items "
-                                 f"({frames_ctx.shape[0]}) must pair one to one")
-            sim = self.similarity(text, frames_ctx, mask, branch)  # (B_text, B_video)
-            losses[branch] = self.criterion(sim)
-        return combine_branch_losses(losses["en"], losses["ml"])
+                                 f"({inputs.frames_ctx.shape[0]}) must pair one to one")
+            sim = self.similarity(text, inputs.frames_ctx, inputs.mask, branch)  # (B_t, B_v)
+            terms[branch] = self.criterion(sim)
+        return terms
+
+    def loss(self, inputs: HeadInputs) -> LossOutput:
+        """The weighted sum of `loss_terms` (eq. 6 for MuMUR: L = L_E + L_M).
+
+        Raises:
+            ValueError: no term (every branch switched off or without text).
+        """
+        return weighted_loss(self.loss_terms(inputs), self.config.loss_weights)

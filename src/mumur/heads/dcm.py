@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_head
 from .base import HeadConfig, RetrievalHead, check_branch, check_mask, masked_softmax
 
 __all__ = ["CrossModalBranch", "DCMConfig", "DCMHead"]
@@ -154,7 +154,7 @@ class CrossModalBranch(nn.Module):
         return self.norm(z), weights
 
 
-@register_model("mumur-dcm")
+@register_head("mumur-dcm")
 class DCMHead(RetrievalHead):
     """MuMUR's dual cross-modal encoder head (module docstring)."""
 

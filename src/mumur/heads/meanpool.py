@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..registry import register_model
-from .base import HeadConfig, RetrievalHead, check_branch, check_mask, masked_softmax
+from ..registry import register_head
+from .base import HeadConfig, RetrievalHead, check_branch
 
 __all__ = ["MeanPoolConfig", "MeanPoolHead"]
 
@@ -21,9 +21,14 @@ class MeanPoolConfig(HeadConfig):
     """Options of `meanP` (all shared with `HeadConfig`)."""
 
 
-@register_model("meanP")
+@register_head("meanP")
 class MeanPoolHead(RetrievalHead):
-    """Mean pooling (CLIP4Clip meanP / seqTransf when `temporal="transformer"`)."""
+    """Mean pooling (CLIP4Clip meanP / seqTransf when `temporal="transformer"`).
+
+    Everything but the score comes from the base contract: the InfoNCE loss terms, the
+    attention used for the best timestamp (softmax of scaled text-frame cosines; not part of the
+    score), and the index path (stored frame states, scored by `similarity`).
+    """
 
     config_class = MeanPoolConfig
     name = "meanP"
@@ -41,38 +46,3 @@ class MeanPoolHead(RetrievalHead):
         """
         check_branch(branch)
         return F.normalize(text_emb, dim=-1) @ self.pooled(frames_ctx, mask).t()  # (N, B)
-
-    def attention(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
-                  branch: str) -> torch.Tensor:
-        """Per-frame relevance for the best timestamp (not used by the score, which weighs frames
-        equally): softmax over valid frames of the scaled text-frame cosines.
-
-        Returns:
-            (N, B, T), zero on padding.
-        """
-        check_branch(branch)
-        mask = check_mask(mask, frames_ctx)
-        frames = F.normalize(frames_ctx, dim=-1)  # (B, T, d)
-        return self._frame_relevance(F.normalize(text_emb, dim=-1), frames, mask)
-
-    def _frame_relevance(self, text: torch.Tensor, frames: torch.Tensor,
-                         mask: torch.Tensor) -> torch.Tensor:
-        cos = torch.einsum("nd,btd->nbt", text, frames)  # (N, B, T)
-        return masked_softmax(self.logit_scale().detach() * cos, mask.unsqueeze(0))
-
-    def index_state(self, frames_ctx: torch.Tensor, mask: torch.Tensor,
-                    branch: str) -> dict[str, torch.Tensor]:
-        """Query-independent arrays: ``frames`` (B, T, d), the L2-normalised frames (the same for
-        both branches); the mean-pooled vector is rebuilt from them at scoring time."""
-        check_branch(branch)
-        check_mask(mask, frames_ctx)
-        return {"frames": F.normalize(frames_ctx, dim=-1)}
-
-    def score_index_state(self, text_emb: torch.Tensor, state: dict[str, torch.Tensor],
-                          mask: torch.Tensor, branch: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores (N, B) and attention (N, B, T), O(T d) per (query, item)."""
-        check_branch(branch)
-        text = F.normalize(text_emb, dim=-1)
-        mask = check_mask(mask, state["frames"])
-        scores = text @ self.pooled(state["frames"], mask).t()  # (N, B)
-        return scores, self._frame_relevance(text, state["frames"], mask)

@@ -2,13 +2,14 @@
 resumable checkpoints, JSONL logs, per-epoch validation with model selection and early stopping.
 
 The trainer is generic: it trains any `nn.Module` with `compute_loss(batch: dict) -> LossOutput`
-(`loss`, `loss_en`, `loss_ml`) on any `BatchSource` (a fixed number of batches per epoch; batch
+(the weighted total `loss` and a dict of named `terms`; it logs whatever terms come back) on any `BatchSource` (a fixed number of batches per epoch; batch
 `i` of epoch `e` a pure function of `(e, i)`).
 
 Run folder::
 
-    log.jsonl          one line per logged step: step, epoch, loss, loss_en, loss_ml, lr,
-                       grad_norm, seconds (cumulative training wall time)
+    log.jsonl          one line per logged step: step, epoch, loss, loss_<term> for each named
+                       loss term (MuMUR: loss_en, loss_ml), lr, grad_norm, seconds (cumulative
+                       training wall time)
     val.jsonl          one line per validation: step, epoch, metrics, best
     checkpoints/latest.json            {"checkpoint": "step_00000500"}
     checkpoints/step_XXXXXXXX/         model.safetensors, optimizer.safetensors, trainer_state.json
@@ -63,7 +64,6 @@ __all__ = [
 ]
 
 _BACKBONE_PREFIXES = ("vision.", "text_en.", "text_ml.", "audio.")
-_LOG_KEYS = ("step", "epoch", "loss", "loss_en", "loss_ml", "lr", "grad_norm", "seconds")
 
 
 class CheckpointError(MumurError):
@@ -318,7 +318,8 @@ class Trainer:
             batch: a `compute_loss` batch (tensors are moved to the device).
 
         Returns:
-            `{"loss", "loss_en", "loss_ml", "lr", "grad_norm"}` (grad_norm before clipping).
+            `{"loss", "loss_<term>" for each named term, "lr", "grad_norm"}` (grad_norm before
+            clipping).
         """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -338,8 +339,8 @@ class Trainer:
         lr = self._head_lr()
         self.optimizer.step()
         self.scheduler.step()
-        return {"loss": float(loss.detach()), "loss_en": _scalar(out.loss_en),
-                "loss_ml": _scalar(out.loss_ml), "lr": lr, "grad_norm": float(grad_norm)}
+        return {"loss": float(loss.detach()), **_term_scalars(out), "lr": lr,
+                "grad_norm": float(grad_norm)}
 
     def _head_lr(self) -> float:
         # The logged lr is the head's (encoder groups may run at backbone_lr).
@@ -394,7 +395,7 @@ class Trainer:
                         record = {"step": st.step, "epoch": st.epoch, **record,
                                   "seconds": round(st.seconds, 4)}
                         if st.step % cfg.log_every == 0 or st.step == self.total_steps:
-                            self._append("log.jsonl", {k: record[k] for k in _LOG_KEYS})
+                            self._append("log.jsonl", record)
                         if bar is not None:
                             bar.update(1)
                             bar.set_postfix(loss=f"{record['loss']:.4f}", epoch=st.epoch)
@@ -425,16 +426,16 @@ class Trainer:
     # ------------------------------------------------------------------------------ validation
     @torch.no_grad()
     def validation_loss(self) -> dict:
-        """Mean `loss`, `loss_en`, `loss_ml` over the validation batches (fixed plan, eval mode)."""
+        """Mean `loss` and every named term over the validation batches (fixed plan, eval mode),
+        as ``val_loss`` and ``val_loss_<term>``."""
         self.model.eval()
-        totals = {"val_loss": 0.0, "val_loss_en": 0.0, "val_loss_ml": 0.0}
+        totals: dict[str, float] = {}
         n = self.val_data.num_batches()
         for i in range(n):
             batch = self._to_device(self.val_data.batch(0, i))
             out = self.model.compute_loss(batch)
-            totals["val_loss"] += float(out.loss) / n
-            totals["val_loss_en"] += _scalar(out.loss_en) / n
-            totals["val_loss_ml"] += _scalar(out.loss_ml) / n
+            for key, value in {"loss": float(out.loss), **_term_scalars(out)}.items():
+                totals[f"val_{key}"] = totals.get(f"val_{key}", 0.0) + value / n
         return totals
 
     def _validate(self) -> None:
@@ -572,10 +573,9 @@ class Trainer:
         self.state = TrainState(**state["trainer"])
 
 
-def _scalar(value) -> float:
-    if value is None:
-        return 0.0
-    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+def _term_scalars(out) -> dict[str, float]:
+    """``loss_<name>`` -> float for every named term of a `LossOutput`."""
+    return {f"loss_{name}": float(value.detach()) for name, value in out.terms.items()}
 
 
 def _progress(enabled: bool, total: int, initial: int):
