@@ -26,6 +26,10 @@ class Registry:
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` (plugins and tests that register temporarily)."""
+        self._builders.pop(name, None)
+
     def get(self, name: str) -> Callable:
         try:
             return self._builders[name]
