@@ -1,4 +1,5 @@
-"""mumur.data.features: worker-decoded feature extraction, the safetensors feature cache, resume."""
+"""mumur.data.features and mumur.data.feature_store: worker-decoded feature extraction, the
+safetensors feature store, resume."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mumur.data.features import FeatureCache, cache_features, extract_frame_features
+from mumur.data.feature_store import FeatureStore
+from mumur.data.features import cache_features, extract_frame_features
 from mumur.errors import FeatureCacheError, FeatureCacheMismatchError, MediaDecodeError
 from mumur.media.decode import read_frames
 from mumur.media.transforms import CLIP_MEAN, CLIP_STD
@@ -102,43 +104,44 @@ def test_feature_cache_roundtrip_and_identity_check(tmp_path):
     mask = rng.random((5, T)) > 0.3
     ts = rng.random((5, T)).astype(np.float32)
     ids = [f"m{i}" for i in range(5)]
-    with FeatureCache.open(tmp_path / "c", "enc-A", T, shard_size=3) as cache:
-        cache.put_batch(ids[:2], feats[:2], mask[:2], ts[:2])
-        cache.put_batch(ids[2:], feats[2:], mask[2:], ts[2:])  # 5 >= 3: written now
+    with FeatureStore.for_frames(tmp_path / "c", "enc-A", T, shard_size=3) as cache:
+        cache.put(ids[:2], features=feats[:2], mask=mask[:2], timestamps=ts[:2])
+        cache.put(ids[2:], features=feats[2:], mask=mask[2:], timestamps=ts[2:])  # 5 >= 3
         assert cache.has("m4") and len(cache) == 5
     manifest = json.loads((tmp_path / "c" / "cache.json").read_text())
     assert manifest["identity"] == "enc-A" and manifest["items"] == 5 and manifest["dim"] == 8
 
-    cache = FeatureCache.open(tmp_path / "c", "enc-A", T)
-    f, m, t = cache.get(["m3", "m0"])
+    cache = FeatureStore.for_frames(tmp_path / "c", "enc-A", T)
+    rows = cache.get(["m3", "m0"])
+    f, m, t = rows["features"], rows["mask"], rows["timestamps"]
     assert np.array_equal(f, feats[[3, 0]]) and np.array_equal(m, mask[[3, 0]])
     assert np.array_equal(t, ts[[3, 0]])
     with pytest.raises(FeatureCacheError, match="not cached"):
         cache.get(["m0", "zzz"])
     with pytest.raises(FeatureCacheMismatchError, match="enc-B"):
-        FeatureCache.open(tmp_path / "c", "enc-B", T)
+        FeatureStore.for_frames(tmp_path / "c", "enc-B", T)
     with pytest.raises(FeatureCacheMismatchError, match="num_frames"):
-        FeatureCache.open(tmp_path / "c", "enc-A", T + 1)
+        FeatureStore.for_frames(tmp_path / "c", "enc-A", T + 1)
     with pytest.raises(FeatureCacheMismatchError, match="strategy"):
-        FeatureCache.open(tmp_path / "c", "enc-A", T, "random")
+        FeatureStore.for_frames(tmp_path / "c", "enc-A", T, "random")
     with pytest.raises(FeatureCacheError):
-        FeatureCache.open(tmp_path / "nothing", "enc-A", T, create=False)
+        FeatureStore.for_frames(tmp_path / "nothing", "enc-A", T, create=False)
 
 
 def test_cache_survives_crash_between_writes(tmp_path):
     feats = np.ones((2, T, 3), np.float32)
     mask = np.ones((2, T), bool)
-    with FeatureCache.open(tmp_path, "e", T) as cache:
-        cache.put_batch(["a", "b"], feats, mask, np.zeros((2, T), np.float32))
+    with FeatureStore.for_frames(tmp_path, "e", T) as cache:
+        cache.put(["a", "b"], features=feats, mask=mask, timestamps=np.zeros((2, T), np.float32))
     # A crash mid-shard-write leaves a temporary file; a crash after the shard rename but before
     # the manifest rename leaves an unlisted shard. Neither corrupts the cache.
     (tmp_path / ".tmp-shard-dead.safetensors").write_bytes(b"partial")
     manifest = json.loads((tmp_path / "cache.json").read_text())
     manifest["shards"], manifest["items"] = {}, 0
     (tmp_path / "cache.json").write_text(json.dumps(manifest))
-    cache = FeatureCache.open(tmp_path, "e", T)
+    cache = FeatureStore.for_frames(tmp_path, "e", T)
     assert sorted(cache.ids()) == ["a", "b"]
-    assert cache.get(["b"])[0].shape == (1, T, 3)
+    assert cache.get(["b"])["features"].shape == (1, T, 3)
 
 
 def test_cache_features_resumes_after_crash(media_files, tmp_path):
@@ -147,7 +150,7 @@ def test_cache_features_resumes_after_crash(media_files, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         cache_features(items, crashing, tmp_path / "cache", "mean-colour", T, batch_size=2,
                        num_workers=1, flush_every=2, progress=False)
-    done = FeatureCache.open(tmp_path / "cache", "mean-colour", T).ids()
+    done = FeatureStore.for_frames(tmp_path / "cache", "mean-colour", T).ids()
     assert len(done) == 4  # two encoder calls x two files, flushed before the crash
 
     enc = MeanColour()
@@ -164,9 +167,9 @@ def test_cache_features_resumes_after_crash(media_files, tmp_path):
     cache_features(items, clean, tmp_path / "clean", "mean-colour", T, batch_size=3,
                    num_workers=0, progress=False)
     ids = [f"id{i}" for i in range(len(GOOD))]
-    a = FeatureCache.open(tmp_path / "cache", "mean-colour", T).get(ids)
-    b = FeatureCache.open(tmp_path / "clean", "mean-colour", T).get(ids)
-    for x, y in zip(a, b):
+    a = FeatureStore.for_frames(tmp_path / "cache", "mean-colour", T).get(ids)
+    b = FeatureStore.for_frames(tmp_path / "clean", "mean-colour", T).get(ids)
+    for x, y in zip(a.values(), b.values()):
         np.testing.assert_allclose(x, y, atol=1e-4)
 
     again = MeanColour()
@@ -180,7 +183,7 @@ def test_cache_features_shards_split_the_work(media_files, tmp_path):
     reports = [cache_features(items, MeanColour(), tmp_path, "mc", T, num_workers=0,
                               shard=(k, 3), progress=False) for k in range(3)]
     assert [r.computed for r in reports] == [3, 3, 2]
-    cache = FeatureCache.open(tmp_path, "mc", T)
+    cache = FeatureStore.for_frames(tmp_path, "mc", T)
     assert sorted(cache.ids()) == sorted(i for i, _ in items)
     with pytest.raises(ValueError):
         cache_features(items, MeanColour(), tmp_path, "mc", T, shard=(3, 3), progress=False)

@@ -245,7 +245,7 @@ def _mean_colour_encoder():
 
 def test_feature_shards_are_disjoint_complete_and_merge(tiny_corpus, tmp_path):
     from mumur.data import load_benchmark
-    from mumur.data.features import FeatureCache
+    from mumur.data.feature_store import FeatureStore
     from mumur.protocols.extract import (
         dataset_media_items,
         feature_cache_folder,
@@ -267,8 +267,8 @@ def test_feature_shards_are_disjoint_complete_and_merge(tiny_corpus, tmp_path):
         report = run_feature_job(data, enc, root, 4, shard=(k, 2), num_workers=0,
                                  progress=False)
         assert report.errors == [] and report.computed == report.shard_items
-        cache = FeatureCache.open(feature_cache_folder(root, enc.identity, 4), enc.identity, 4,
-                                  create=False)
+        cache = FeatureStore.for_frames(feature_cache_folder(root, enc.identity, 4),
+                                        enc.identity, 4, create=False)
         per_shard.append(set(cache.ids()))
         check = verify_feature_cache(data, enc.identity, root, 4)
         assert not check.complete and check.cached == len(per_shard[-1])
@@ -288,10 +288,11 @@ def test_feature_shards_are_disjoint_complete_and_merge(tiny_corpus, tmp_path):
     for k in range(3):
         run_feature_job(data, enc, shared, 4, shard=(k, 3), num_workers=0, progress=False)
     assert verify_feature_cache(data, enc.identity, shared, 4).complete
-    open_ = (lambda r: FeatureCache.open(feature_cache_folder(r, enc.identity, 4), enc.identity,
-                                         4, create=False))
-    f_single, m_single, _ = open_(single).get(ids)
-    f_merged, m_merged, _ = open_(merged).get(ids)
+    open_ = (lambda r: FeatureStore.for_frames(feature_cache_folder(r, enc.identity, 4),
+                                               enc.identity, 4, create=False))
+    single_rows, merged_rows = open_(single).get(ids), open_(merged).get(ids)
+    f_single, m_single = single_rows["features"], single_rows["mask"]
+    f_merged, m_merged = merged_rows["features"], merged_rows["mask"]
     np.testing.assert_array_equal(m_single, m_merged)
     np.testing.assert_allclose(f_single, f_merged)
     assert m_single[-1].tolist() == [True, False, False, False]  # the image: one frame
@@ -331,7 +332,7 @@ def test_features_cli_end_to_end(tiny_corpus, tmp_path):
 def test_trainer_reuses_the_job_cache(tiny_corpus, tmp_path):
     from mumur.data import load_benchmark
     from mumur.protocols.extract import dataset_media_items, run_feature_job
-    from mumur.train.caches import frozen_frame_features
+    from mumur.data.features import cached_frame_features
 
     data = load_benchmark("synthetic", tiny_corpus.resolve(), split="test")
     enc = _mean_colour_encoder()
@@ -342,7 +343,7 @@ def test_trainer_reuses_the_job_cache(tiny_corpus, tmp_path):
 
     # What mumur.train.experiment does with train.cache_dir = tmp_path / "cache".
     paths = [p for _, p in dataset_media_items(data)]
-    features, mask = frozen_frame_features(paths, must_not_run, enc.identity,
+    features, mask = cached_frame_features(paths, must_not_run, enc.identity,
                                            tmp_path / "cache" / "frame_features", 4, 32,
                                            num_workers=0, progress=False)
     assert features.shape == (5, 4, 3) and mask.sum() == 4 * 4 + 1

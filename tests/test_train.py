@@ -30,7 +30,8 @@ from mumur.train.data import (
     select_frames,
 )
 from mumur.train.schedule import build_scheduler, warmup_cosine
-from mumur.train.trainer import CheckpointError, Trainer
+from mumur.train.checkpoint import CheckpointError
+from mumur.train.trainer import Trainer
 
 torch.set_num_threads(1)
 
@@ -205,7 +206,13 @@ def test_pixel_frame_source_normalizes_cached_uint8():
 
 
 def test_text_feature_cache_computes_each_caption_once(tmp_path):
-    from mumur.train.caches import TextFeatureCache
+    from mumur.data.feature_store import (
+        FeatureStore,
+        cache_text_features,
+        store_folder,
+        text_key,
+        text_tag,
+    )
 
     seen = []
 
@@ -213,15 +220,16 @@ def test_text_feature_cache_computes_each_caption_once(tmp_path):
         seen.extend(texts)
         return torch.stack([torch.full((3,), float(len(t))) for t in texts])
 
-    cache = TextFeatureCache(tmp_path, "enc@1")
-    out = cache.get_or_compute(["a", "bbb", "a"], encode)
+    def store(identity):  # as mumur.train.experiment opens it: one folder per identity
+        return FeatureStore.for_texts(store_folder(tmp_path, text_tag(identity)), identity)
+
+    out = cache_text_features(store("enc@1"), ["a", "bbb", "a"], encode)
     assert out.tolist() == [[1.0] * 3, [3.0] * 3, [1.0] * 3] and seen == ["a", "bbb"]
-    reopened = TextFeatureCache(tmp_path, "enc@1")  # from disk: nothing recomputed
-    assert torch.equal(reopened.get_or_compute(["bbb", "a"], encode), out[[1, 0]])
-    reopened.get_or_compute(["cc"], encode)
+    reopened = store("enc@1")  # from disk: nothing recomputed
+    assert np.array_equal(cache_text_features(reopened, ["bbb", "a"], encode), out[[1, 0]])
+    cache_text_features(reopened, ["cc"], encode)
     assert seen == ["a", "bbb", "cc"]
-    assert "cc" in TextFeatureCache(tmp_path, "enc@1") and "cc" not in TextFeatureCache(
-        tmp_path, "enc@2")
+    assert text_key("cc") in store("enc@1") and text_key("cc") not in store("enc@2")
 
 
 # ---------------------------------------------------------------------------------- trainer

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .fsutil import atomic_write_json
 
 __all__ = ["config_from_dict", "config_to_dict", "read_json", "replace_config", "write_json"]
 
@@ -119,6 +120,6 @@ def read_json(path: str | Path, error: type[Exception] = ConfigError) -> Any:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write `data` as indented UTF-8 JSON with sorted keys (stable bytes for hashing)."""
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                          encoding="utf-8")
+    """Write `data` atomically as indented UTF-8 JSON with sorted keys (stable bytes for
+    hashing)."""
+    atomic_write_json(path, data, indent=2, sort_keys=True)

@@ -1,39 +1,34 @@
-"""Frame-feature extraction (reader -> mapper -> writer) and the on-disk feature cache.
+"""Frame-feature extraction (reader -> mapper -> writer) into the feature store.
 
 `extract_frame_features` decodes and preprocesses media in DataLoader worker processes (reader),
 while the main process runs the visual encoder (mapper) on the previous batch; the caller consumes
-`FeatureBatch`es (writer), e.g. `FeatureCache.put_batch`. `cache_features` ties them together with
-resume and sharding.
+`FeatureBatch`es (writer), e.g. `FeatureStore.put`. `cache_features` ties them together with
+resume and sharding; `cached_frame_features` is the one call for "frame features of these files,
+computed once".
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import random
-import uuid
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from tqdm.auto import tqdm
-from typing_extensions import Self
 
-from ..errors import FeatureCacheError, FeatureCacheMismatchError, MediaDecodeError
+from ..errors import DatasetError, MediaDecodeError
 from ..media.decode import read_frames
 from ..media.transforms import CLIP_MEAN, CLIP_STD, ClipPreprocess
+from .feature_store import FeatureStore, as_float32_array, frame_tag, store_folder
 
 __all__ = [
     "CacheReport",
     "FeatureBatch",
-    "FeatureCache",
     "cache_features",
+    "cached_frame_features",
     "extract_frame_features",
 ]
 
@@ -198,8 +193,7 @@ def _encode_batch(batch: dict, encode_frames: EncodeFn, num_frames: int,
     if b:
         with torch.no_grad():
             out = encode_frames(batch["pixels"])  # (sum n, D)
-        flat = out.detach().float().cpu().numpy() if torch.is_tensor(out) else np.asarray(
-            out, dtype=np.float32)
+        flat = as_float32_array(out)
         if flat.ndim != 2 or flat.shape[0] != sum(counts):
             raise ValueError(f"encode_frames returned shape {flat.shape}, expected "
                              f"({sum(counts)}, D)")
@@ -213,298 +207,6 @@ def _encode_batch(batch: dict, encode_frames: EncodeFn, num_frames: int,
         start += n
     return FeatureBatch(batch["paths"], features, mask, batch["timestamps"], batch["errors"],
                         batch["indices"])
-
-
-# ----------------------------------------------------------------------------------------- cache
-
-_FORMAT = "mumur.feature_cache"
-_VERSION = 1
-_MANIFEST = "cache.json"
-# What reading a damaged shard can raise (JSONDecodeError is a ValueError).
-_SHARD_ERRORS = (OSError, ValueError, KeyError, SafetensorError)
-
-
-class FeatureCache:
-    """Frame features on disk: safetensors shards plus a `cache.json` manifest.
-
-    Each shard holds `features (n, T, D)` float32, `mask (n, T)` bool, `timestamps (n, T)` float32
-    and, in its metadata, the media ids of its rows and the cache tag (encoder identity,
-    num_frames, strategy). Shards are written to a temporary name and renamed into place
-    (`os.replace`), and the manifest likewise, so a crash leaves either a whole shard or none.
-    Opening a cache also picks up shards the manifest does not list yet (a crash between the two
-    renames, or another process sharing the folder), so concurrent shard workers lose nothing.
-
-    Use `FeatureCache.open(...)`, not the constructor.
-    """
-
-    def __init__(self, root: Path, identity: str, num_frames: int, strategy: str,
-                 shard_size: int, max_loaded_shards: int):
-        self.root = root
-        self.identity, self.num_frames, self.strategy = identity, int(num_frames), strategy
-        self.shard_size = int(shard_size)
-        self.dim: int | None = None
-        self._where: dict[str, tuple[str, int]] = {}  # media id -> (shard file, row)
-        self._shards: list[str] = []
-        self._pending: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]] = []
-        self._loaded: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
-        self._max_loaded = max_loaded_shards
-
-    # -- opening ---------------------------------------------------------------------------
-
-    @classmethod
-    def open(cls, root, identity: str, num_frames: int, strategy: str = "uniform", *,
-             create: bool = True, shard_size: int = 1024,
-             max_loaded_shards: int = 8) -> FeatureCache:
-        """Open (or create) the cache in folder `root` for one encoder / sampling setting.
-
-        Args:
-            root: cache folder.
-            identity: encoder identity string (e.g. `Encoder.identity`).
-            num_frames: T.
-            strategy: frame sampling strategy the features were made with.
-            create: create the folder and manifest when missing (else FeatureCacheError).
-            shard_size: items buffered before `put_batch` writes a shard.
-            max_loaded_shards: shards kept in memory by `get`.
-
-        Returns:
-            The cache.
-
-        Raises:
-            FeatureCacheMismatchError: the folder holds features of another identity, frame count
-                or strategy.
-            FeatureCacheError: the manifest or a shard is unreadable.
-        """
-        root = Path(root)
-        cache = cls(root, identity, num_frames, strategy, shard_size, max_loaded_shards)
-        manifest = root / _MANIFEST
-        if not manifest.exists():
-            if not create:
-                raise FeatureCacheError(root, "no cache.json (not a feature cache)")
-            root.mkdir(parents=True, exist_ok=True)
-        else:
-            cache._check_tag(cache._read_manifest(), manifest)
-        cache._scan()
-        if create:
-            cache._write_manifest()
-        return cache
-
-    def _tag(self) -> dict:
-        return {"identity": self.identity, "num_frames": self.num_frames,
-                "strategy": self.strategy}
-
-    def _check_tag(self, tag: dict, where) -> None:
-        for key, want in self._tag().items():
-            if tag.get(key) != want:
-                raise FeatureCacheMismatchError(
-                    where, f"built with {key}={tag.get(key)!r}, asked for {key}={want!r}; "
-                    "use another folder or the matching encoder")
-
-    def _read_manifest(self) -> dict:
-        path = self.root / _MANIFEST
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise FeatureCacheError(path, f"unreadable manifest: {e}") from None
-        if data.get("format") != _FORMAT:
-            raise FeatureCacheError(path, "not a mumur feature cache manifest")
-        if data.get("version", 0) > _VERSION:
-            raise FeatureCacheError(path, f"cache version {data.get('version')} is newer than "
-                                    f"this mumur ({_VERSION})")
-        return data
-
-    def _scan(self) -> None:
-        """Index every complete shard in the folder (manifest order first, then new ones)."""
-        from safetensors import safe_open
-
-        listed = []
-        if (self.root / _MANIFEST).exists():
-            listed = list(self._read_manifest().get("shards", {}))
-        on_disk = sorted(p.name for p in self.root.glob("shard-*.safetensors"))
-        order = [s for s in listed if s in on_disk] + [s for s in on_disk if s not in listed]
-        self._where.clear()
-        self._shards = []
-        for name in order:
-            try:
-                with safe_open(str(self.root / name), framework="numpy") as f:
-                    meta = f.metadata() or {}
-                    shape = f.get_slice("features").get_shape()
-                shard_ids = json.loads(meta["ids"])
-            except _SHARD_ERRORS as e:
-                raise FeatureCacheError(self.root / name, f"unreadable shard: {e!r}") from None
-            self._check_tag({"identity": meta.get("identity"),
-                             "num_frames": int(meta.get("num_frames", -1)),
-                             "strategy": meta.get("strategy")}, self.root / name)
-            if self.dim is None:
-                self.dim = int(shape[2])
-            for row, media_id in enumerate(shard_ids):
-                self._where[media_id] = (name, row)  # later shards win
-            self._shards.append(name)
-
-    def _write_manifest(self) -> None:
-        shard_items: dict[str, int] = {}
-        for name, _ in self._where.values():
-            shard_items[name] = shard_items.get(name, 0) + 1
-        data = {"format": _FORMAT, "version": _VERSION, **self._tag(), "dim": self.dim,
-                "items": len(self._where),
-                "shards": {name: shard_items.get(name, 0) for name in self._shards}}
-        _atomic_write(self.root / _MANIFEST, json.dumps(data, indent=1).encode("utf-8"))
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._where)
-
-    def __contains__(self, media_id: str) -> bool:
-        return self.has(media_id)
-
-    def has(self, media_id: str) -> bool:
-        """True when features for `media_id` are stored (flushed or pending)."""
-        if media_id in self._where:
-            return True
-        return any(media_id in ids for ids, *_ in self._pending)
-
-    def ids(self) -> list[str]:
-        """Media ids stored on disk."""
-        return list(self._where)
-
-    def _load_shard(self, name: str) -> dict[str, np.ndarray]:
-        from safetensors.numpy import load_file
-
-        if name in self._loaded:
-            self._loaded.move_to_end(name)
-            return self._loaded[name]
-        try:
-            arrays = load_file(str(self.root / name))
-        except _SHARD_ERRORS as e:
-            raise FeatureCacheError(self.root / name, f"unreadable shard: {e!r}") from None
-        self._loaded[name] = arrays
-        while len(self._loaded) > self._max_loaded:
-            self._loaded.popitem(last=False)
-        return arrays
-
-    def get(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Stored features of `ids`, in that order (flushes pending items first).
-
-        Args:
-            ids: media ids.
-
-        Returns:
-            `(features (n, T, D) float32, mask (n, T) bool, timestamps (n, T) float32)`.
-
-        Raises:
-            FeatureCacheError: some ids are not in the cache.
-        """
-        self.flush()
-        missing = [i for i in ids if i not in self._where]
-        if missing:
-            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
-            raise FeatureCacheError(self.root, f"{len(missing)} ids not cached (e.g. {shown})")
-        n, t, d = len(ids), self.num_frames, self.dim or 0
-        features = np.zeros((n, t, d), dtype=np.float32)  # (n, T, D)
-        mask = np.zeros((n, t), dtype=bool)  # (n, T)
-        timestamps = np.zeros((n, t), dtype=np.float32)  # (n, T)
-        by_shard: dict[str, list[tuple[int, int]]] = {}
-        for out_row, media_id in enumerate(ids):
-            name, row = self._where[media_id]
-            by_shard.setdefault(name, []).append((out_row, row))
-        for name, pairs in by_shard.items():
-            arrays = self._load_shard(name)
-            out_rows, rows = (np.asarray(x) for x in zip(*pairs))
-            features[out_rows] = arrays["features"][rows]
-            mask[out_rows] = arrays["mask"][rows]
-            timestamps[out_rows] = arrays["timestamps"][rows]
-        return features, mask, timestamps
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def put_batch(self, ids: Sequence[str], features: np.ndarray, mask: np.ndarray,
-                  timestamps: np.ndarray) -> None:
-        """Add items; a shard is written once `shard_size` items are pending.
-
-        Args:
-            ids: B media ids.
-            features: `(B, T, D)` float32.
-            mask: `(B, T)` bool.
-            timestamps: `(B, T)` float32.
-        """
-        features = np.asarray(features, dtype=np.float32)
-        mask = np.asarray(mask, dtype=bool)
-        timestamps = np.asarray(timestamps, dtype=np.float32)
-        b = len(ids)
-        if b == 0:
-            return
-        t = self.num_frames
-        if features.ndim != 3 or features.shape[:2] != (b, t):
-            raise ValueError(f"features must be ({b}, {t}, D), got {features.shape}")
-        if mask.shape != (b, t) or timestamps.shape != (b, t):
-            raise ValueError(f"mask and timestamps must be ({b}, {t}), got {mask.shape} and "
-                             f"{timestamps.shape}")
-        if self.dim is None:
-            self.dim = int(features.shape[2])
-        elif features.shape[2] != self.dim:
-            raise FeatureCacheMismatchError(self.root, f"feature dim {features.shape[2]} != "
-                                            f"cached dim {self.dim}")
-        self._pending.append(([str(i) for i in ids], features, mask, timestamps))
-        if sum(len(p[0]) for p in self._pending) >= self.shard_size:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write pending items as one shard (atomically) and update the manifest."""
-        if not self._pending:
-            return
-        from safetensors.numpy import save_file
-
-        ids = [i for p in self._pending for i in p[0]]
-        arrays = {"features": np.ascontiguousarray(np.concatenate([p[1] for p in self._pending])),
-                  "mask": np.ascontiguousarray(np.concatenate([p[2] for p in self._pending])),
-                  "timestamps": np.ascontiguousarray(
-                      np.concatenate([p[3] for p in self._pending]))}
-        meta = {k: str(v) for k, v in self._tag().items()}
-        meta["ids"] = json.dumps(ids)
-        name = f"shard-{uuid.uuid4().hex[:16]}.safetensors"
-        tmp = self.root / f".tmp-{name}"
-        try:
-            save_file(arrays, str(tmp), metadata=meta)
-            _fsync(tmp)
-            os.replace(tmp, self.root / name)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        self._pending.clear()
-        # Re-scan so shards written meanwhile by other processes are listed in the manifest too.
-        self._scan()
-        self._write_manifest()
-
-    def close(self) -> None:
-        """Flush pending items."""
-        self.flush()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 @dataclass
@@ -530,7 +232,7 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
                    progress: bool = True, decode_options: dict | None = None,
                    mean: Sequence[float] = CLIP_MEAN,
                    std: Sequence[float] = CLIP_STD) -> CacheReport:
-    """Fill a `FeatureCache` with the frame features of `items`, computing only missing ones.
+    """Fill a frame `FeatureStore` with the frame features of `items`, computing only missing ones.
 
     Resumable: items already in the cache are skipped, and every `flush_every` items a shard is
     written atomically, so after a crash a rerun only computes what was not flushed. Shardable:
@@ -564,7 +266,8 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
     k, n = shard
     if not (n >= 1 and 0 <= k < n):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard}")
-    cache = FeatureCache.open(cache_dir, identity, num_frames, strategy, shard_size=flush_every)
+    cache = FeatureStore.for_frames(cache_dir, identity, num_frames, strategy,
+                                    shard_size=flush_every)
     mine = [(mid, str(p)) for i, (mid, p) in enumerate(items) if i % n == k]
     todo = [(mid, p) for mid, p in mine if not cache.has(mid)]
     report = CacheReport(computed=0, skipped=len(mine) - len(todo), errors=[])
@@ -577,7 +280,7 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
                                          decode_options=decode_options, mean=mean, std=std)
         for batch in batches:
             ids = [todo[i][0] for i in batch.indices]
-            cache.put_batch(ids, batch.features, batch.mask, batch.timestamps)
+            cache.put(ids, features=batch.features, mask=batch.mask, timestamps=batch.timestamps)
             report.computed += len(ids)
             report.errors.extend((path_id.get(p, ""), p, reason) for p, reason in batch.errors)
             bar.update(len(ids) + len(batch.errors))
@@ -586,3 +289,41 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
         cache.flush()
         bar.close()
     return report
+
+
+def cached_frame_features(paths: Sequence[str], encode_frames: EncodeFn, identity: str, root,
+                          num_frames: int, image_size: int, *, batch_size: int = 16,
+                          num_workers: int | None = None, progress: bool = True
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Frame features of a frozen vision encoder for `paths`, computed once and cached.
+
+    `num_frames` uniformly spaced frames per video (segment centres), one per image. The store is
+    `store_folder(root, frame_tag(identity, num_frames))`, keyed by the path strings: the folder
+    `mumur features` fills, so training and evaluation read what that job wrote.
+
+    Args:
+        paths: media files (the store keys).
+        encode_frames: `(n, 3, S, S)` -> `(n, Dv)`.
+        identity: the encoder identity (store tag).
+        root: stores root (a subfolder per identity and frame count).
+        num_frames: frames per video.
+        image_size: S.
+        batch_size, num_workers, progress: extraction settings.
+
+    Returns:
+        `(features (N, T, Dv) float32, mask (N, T) bool)` in `paths` order.
+
+    Raises:
+        DatasetError: files that failed to decode (all listed in the count, three shown).
+    """
+    folder = store_folder(root, frame_tag(identity, num_frames))
+    keys = [str(p) for p in paths]
+    report = cache_features(list(zip(keys, keys)), encode_frames, folder, identity, num_frames,
+                            "uniform", image_size=image_size, batch_size=batch_size,
+                            num_workers=num_workers, progress=progress)
+    if report.errors:
+        shown = "; ".join(f"{p}: {r}" for _, p, r in report.errors[:3])
+        raise DatasetError(f"{len(report.errors)} of {len(keys)} media files failed to decode "
+                           f"({shown})")
+    rows = FeatureStore.for_frames(folder, identity, num_frames, create=False).get(keys)
+    return rows["features"], rows["mask"]

@@ -1,10 +1,10 @@
 """`mumur features`: run a frozen visual backbone once per media file of a benchmark split into a
-`FeatureCache`, split across processes or machines, then merge and verify.
+frame `FeatureStore`, split across processes or machines, then merge and verify.
 
 Layout: features of one (encoder identity, frame count) live in
 `<cache_root>/frame_features/<digest(identity, num_frames, "uniform")>/`, keyed by the media path
 string (`str(dataset.media_path(i))`): the folder and keys the trainer uses
-(`mumur.train.experiment` -> `frozen_frame_features(..., cache_dir / "frame_features", ...)`), so a
+(`mumur.train.experiment` -> `cached_frame_features(..., cache_dir / "frame_features", ...)`), so a
 training run with `train.cache_dir = <cache_root>` reads what this job wrote instead of encoding
 again. Give the benchmark root as an absolute path (presets do)
 so that the keys written here and at training time are the same strings.
@@ -24,8 +24,10 @@ from pathlib import Path
 import torch
 
 from ..data.dataset import RetrievalDataset
-from ..data.features import FeatureCache, cache_features
+from ..data.feature_store import FeatureStore, frame_tag, store_folder
+from ..data.features import cache_features
 from ..errors import ConfigError, FeatureCacheError
+from ..fsutil import atomic_path
 
 __all__ = [
     "FeatureJobReport",
@@ -135,9 +137,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 def feature_cache_folder(cache_root: str | Path, identity: str, num_frames: int) -> Path:
     """The folder holding features of one encoder identity and frame count under `cache_root`
     (the folder the trainer reads with `train.cache_dir = cache_root`)."""
-    from ..train.caches import _digest  # one naming rule for the job and the trainer
-
-    return Path(cache_root) / _FRAME_FEATURES / _digest(identity, num_frames, _STRATEGY)
+    return store_folder(Path(cache_root) / _FRAME_FEATURES,
+                        frame_tag(identity, num_frames, _STRATEGY))
 
 
 def dataset_media_items(dataset: RetrievalDataset) -> list[tuple[str, str]]:
@@ -209,7 +210,8 @@ def run_feature_job(dataset: RetrievalDataset, encoder: FrameEncoder, cache_root
     report = cache_features(items, encoder.encode, folder, encoder.identity, num_frames,
                             _STRATEGY, image_size=encoder.image_size, batch_size=batch_size,
                             num_workers=num_workers, shard=shard, progress=progress)
-    cache = FeatureCache.open(folder, encoder.identity, num_frames, _STRATEGY, create=False)
+    cache = FeatureStore.for_frames(folder, encoder.identity, num_frames, _STRATEGY,
+                                    create=False)
     cached = sum(1 for mid, _ in items if cache.has(mid))
     return FeatureJobReport(str(folder), (k, n), len(items),
                             sum(1 for i in range(len(items)) if i % n == k), report.computed,
@@ -236,7 +238,7 @@ def verify_feature_cache(dataset: RetrievalDataset, identity: str, cache_root: s
     ids = [mid for mid, _ in dataset_media_items(dataset)]
     if not (folder / "cache.json").exists() and not any(folder.glob("shard-*.safetensors")):
         return VerifyReport(str(folder), len(ids), 0, ids, 0, None)
-    cache = FeatureCache.open(folder, identity, num_frames, _STRATEGY, create=False)
+    cache = FeatureStore.for_frames(folder, identity, num_frames, _STRATEGY, create=False)
     stored = set(cache.ids())
     missing = [mid for mid in ids if mid not in stored]
     return VerifyReport(str(folder), len(ids), len(ids) - len(missing), missing,
@@ -270,13 +272,12 @@ def merge_feature_caches(sources: Sequence[str | Path], cache_root: str | Path, 
         folder = feature_cache_folder(root, identity, num_frames)
         if not folder.is_dir():
             raise FeatureCacheError(folder, "no feature cache for this encoder and frame count")
-        FeatureCache.open(folder, identity, num_frames, _STRATEGY, create=False)  # tag check
+        FeatureStore.for_frames(folder, identity, num_frames, _STRATEGY, create=False)  # tag
         for shard in sorted(folder.glob("shard-*.safetensors")):
             target = dest / shard.name
             if not target.exists():
-                tmp = dest / f".tmp-{shard.name}"
-                shutil.copyfile(shard, tmp)
-                tmp.replace(target)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(shard, tmp)
                 copied += 1
-    FeatureCache.open(dest, identity, num_frames, _STRATEGY)  # re-index + write the manifest
+    FeatureStore.for_frames(dest, identity, num_frames, _STRATEGY)  # re-index, write manifest
     return copied

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fsutil import atomic_write_bytes
 from ..index import Index
 from ..index.store import ItemRecord
 
@@ -63,9 +64,7 @@ class Resources:
         image.save(buffer, format="JPEG", quality=85)
         with self._thumb_lock:
             self.thumb_dir.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(buffer.getvalue())
-            os.replace(tmp, target)  # readers never see half a JPEG
+            atomic_write_bytes(target, buffer.getvalue())  # readers never see half a JPEG
         return target
 
 

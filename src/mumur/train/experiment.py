@@ -17,7 +17,10 @@ import torch
 
 from ..data.dataset import RetrievalDataset
 from ..errors import ConfigError
-from .caches import TextFeatureCache, frozen_frame_features, pixel_frame_cache
+from ..fsutil import atomic_write_json
+from ..data.feature_store import FeatureStore, cache_text_features, store_folder, text_tag
+from ..data.features import cached_frame_features
+from .caches import pixel_frame_cache
 from .config import ExperimentConfig, ModelSpec, TrainConfig, load_experiment_config
 from .data import (
     CaptionSampler,
@@ -26,7 +29,8 @@ from .data import (
     TextFeatureTable,
     TrainBatches,
 )
-from .trainer import Trainer, TrainResult, atomic_write_text, resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything
+from .trainer import Trainer, TrainResult
 
 __all__ = ["build_model", "train_experiment", "train_from_config", "validation_metrics"]
 
@@ -139,7 +143,7 @@ def _frame_source(model, dataset: RetrievalDataset, frozen: bool, num_frames: in
     vision = model.vision
     paths = [str(dataset.media_path(i)) for i in range(len(dataset))]
     if frozen:
-        features, mask = frozen_frame_features(
+        features, mask = cached_frame_features(
             paths, model.encode_frames, vision.identity, cache_dir / "frame_features",
             candidates, model.image_size, num_workers=cfg.num_workers,
             progress=cfg.progress)
@@ -169,10 +173,12 @@ def _text_tables(model, sampler: CaptionSampler, datasets: list[RetrievalDataset
         english = branch == "en" or cfg.en_only
         texts = sorted({text for ds in datasets for _, lang, text in ds.captions
                         if (lang == "en") == english})
-        cache = TextFeatureCache(cache_dir / "text_features", encoder.identity)
-        features = cache.get_or_compute(texts, lambda batch, e=encoder: e(batch),
-                                        progress=cfg.progress)
-        tables[branch] = TextFeatureTable(texts, features)
+        store = FeatureStore.for_texts(
+            store_folder(cache_dir / "text_features", text_tag(encoder.identity)),
+            encoder.identity)
+        features = cache_text_features(store, texts, lambda batch, e=encoder: e(batch),
+                                       progress=cfg.progress)
+        tables[branch] = TextFeatureTable(texts, torch.from_numpy(features))
     return tables
 
 
@@ -230,7 +236,7 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
             json.dumps(record)):
         raise ConfigError(f"{exp.source or 'config'}: differs from the run's experiment.json; "
                           "resume needs the same config")
-    atomic_write_text(saved, json.dumps(record, indent=2, ensure_ascii=False))
+    atomic_write_json(saved, record, indent=2)
 
     seed_everything(cfg.seed)  # the head's random initialisation is part of the run
     model = build_model(exp.model, cfg)

@@ -16,10 +16,10 @@ Run folder::
     best/              the model with the best validation metric (model.save format)
     model/             the final model
 
-Checkpoints contain no pickle: weights, optimiser moments and torch RNG states are safetensors;
-step, data-order position (epoch, batch), scheduler, optimiser hyper-parameters, python/numpy RNG
-states and selection state are JSON. Every file and folder is written to a temporary name and
-moved into place with `os.replace`, so a crash never leaves a half-written checkpoint behind
+Checkpoints contain no pickle (`mumur.train.checkpoint`): weights, optimiser moments and torch
+RNG states are safetensors; step, data-order position (epoch, batch), scheduler, optimiser
+hyper-parameters, python/numpy RNG states and selection state are JSON. Every file and folder is
+written whole and renamed into place, so a crash never leaves a half-written checkpoint behind
 `latest.json`.
 
 Resume restores all of it and truncates the logs to the checkpoint's step; because the data order
@@ -33,9 +33,7 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,178 +41,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from ..errors import ConfigError, MumurError
+from ..errors import ConfigError
+from ..fsutil import atomic_write_json, atomic_write_text
+from .checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    read_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    save_model_folder,
+)
 from .config import TrainConfig
 from .data import BatchSource, EpochBatches
+from .runtime import build_optimizer, resolve_device, resolve_precision, seed_everything
 from .schedule import build_scheduler
 
-__all__ = [
-    "CheckpointError",
-    "TrainResult",
-    "TrainState",
-    "Trainer",
-    "atomic_write_text",
-    "build_optimizer",
-    "resolve_device",
-    "resolve_precision",
-    "save_model_folder",
-    "seed_everything",
-]
-
-_BACKBONE_PREFIXES = ("vision.", "text_en.", "text_ml.", "audio.")
-
-
-class CheckpointError(MumurError):
-    """A checkpoint folder is missing files or does not match the run."""
-
-
-# ------------------------------------------------------------------------------------ utilities
-
-def seed_everything(seed: int) -> None:
-    """Seed python `random`, numpy's global generator and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; anything else is passed to `torch.device`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"train.device: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
-    return device
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for `precision` on `device` (`None` = plain fp32).
-
-    `auto` is bf16 on a CUDA device that supports it and fp32 elsewhere; explicit `bf16` is
-    honoured on CPU too (CPU bf16 autocast is slower on most CPUs, hence not the default).
-    """
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"train.precision: bf16 is not supported on {device}")
-        return torch.bfloat16
-    if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None
-    raise ConfigError(f"train.precision: unknown precision {precision!r}")
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters, in up to four groups: {head, backbone} x {decay, no
-    decay}. Parameters with fewer than 2 dims (biases, norm gains, logit scale) get no weight
-    decay, as in CLIP/open_clip training.
-
-    Args:
-        model: the module; parameters with `requires_grad=False` are left out.
-        config: learning rates, weight decay, betas, eps.
-
-    Returns:
-        The optimiser (groups carry a `name` key for logging).
-    """
-    groups: dict[tuple[str, bool], list[torch.nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        part = "backbone" if name.startswith(_BACKBONE_PREFIXES) else "head"
-        groups.setdefault((part, param.ndim >= 2), []).append(param)
-    if not groups:
-        raise ConfigError("the model has no trainable parameters")
-    param_groups = []
-    for (part, decay), params in sorted(groups.items()):
-        lr = config.backbone_lr if part == "backbone" and config.backbone_lr is not None \
-            else config.lr
-        param_groups.append({"params": params, "lr": lr,
-                             "weight_decay": config.weight_decay if decay else 0.0,
-                             "name": f"{part}{'' if decay else '_no_decay'}"})
-    return torch.optim.AdamW(param_groups, lr=config.lr, betas=tuple(config.betas),
-                             eps=config.eps, weight_decay=config.weight_decay)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and `os.replace` (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move a fully written folder into place; an existing one is swapped out then removed."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
-def save_model_folder(model: torch.nn.Module, path: str | Path) -> Path:
-    """Save `model` atomically: `model.save(folder)` when it has one (a `RetrievalModel`, loadable
-    by `mumur.load_model`), else its state dict as `model.safetensors`.
-
-    Args:
-        model: the module.
-        path: destination folder (replaced if it exists).
-
-    Returns:
-        The folder.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if hasattr(model, "save"):
-        model.save(tmp)
-    else:
-        tmp.mkdir(parents=True)
-        save_file(_state_tensors(model), str(tmp / "model.safetensors"))
-    _replace_dir(tmp, path)
-    return path
-
-
-def _state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    # Shared tensors are stored once per name; clone breaks storage sharing for safetensors.
-    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-
-
-def _to_jsonable(value):
-    if isinstance(value, tuple):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, list):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _python_rng_from_json(state) -> tuple:
-    version, internal, gauss = state
-    return version, tuple(internal), gauss
-
-
-def _numpy_rng_from_json(state) -> tuple:
-    name, keys, pos, has_gauss, cached = state
-    return name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached
-
+__all__ = ["TrainResult", "TrainState", "Trainer"]
 
 # ------------------------------------------------------------------------------------- trainer
 
@@ -370,16 +213,15 @@ class Trainer:
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir.mkdir(exist_ok=True)
-        latest = self.ckpt_dir / "latest.json"
-        if resume and latest.exists():
-            self.load_checkpoint(self.ckpt_dir / json.loads(latest.read_text())["checkpoint"])
+        latest = latest_checkpoint(self.ckpt_dir)
+        if resume and latest is not None:
+            self.load_checkpoint(latest)
             self._truncate_logs(self.state.step)
         else:  # a fresh run (also `resume` without a checkpoint): old logs are stale
             for name in ("log.jsonl", "val.jsonl"):
                 (self.out_dir / name).unlink(missing_ok=True)
             seed_everything(self.config.seed)
-            atomic_write_text(self.out_dir / "train_config.json",
-                              json.dumps(self.config.to_dict(), indent=2))
+            atomic_write_json(self.out_dir / "train_config.json", self.config.to_dict(), indent=2)
         cfg, st = self.config, self.state
         bar = _progress(cfg.progress, self.total_steps, st.step)
         try:
@@ -503,43 +345,11 @@ class Trainer:
     # ------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path:
         """Write `checkpoints/step_XXXXXXXX/` atomically and point `latest.json` at it."""
-        name = f"step_{self.state.step:08d}"
-        final = self.ckpt_dir / name
-        tmp = self.ckpt_dir / f".{name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(_state_tensors(self.model), str(tmp / "model.safetensors"))
-        opt_tensors, opt_json = _flatten_optimizer(self.optimizer.state_dict())
-        opt_tensors["rng.torch"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            for i, s in enumerate(torch.cuda.get_rng_state_all()):
-                opt_tensors[f"rng.cuda.{i}"] = s
-        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-        state = {
-            "trainer": dataclasses.asdict(self.state),
-            "optimizer": opt_json,
-            "scheduler": _to_jsonable(self.scheduler.state_dict()),
-            "rng": {"python": _to_jsonable(random.getstate()),
-                    "numpy": _to_jsonable(np.random.get_state())},
-            "total_steps": self.total_steps,
-            "batches_per_epoch": self.batches_per_epoch,
-            "config": self.config.to_dict(),
-        }
-        with open(tmp / "trainer_state.json", "w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        _replace_dir(tmp, final)
-        atomic_write_text(self.ckpt_dir / "latest.json", json.dumps({"checkpoint": name}))
-        self._prune_checkpoints(keep=name)
-        return final
-
-    def _prune_checkpoints(self, keep: str) -> None:
-        ckpts = sorted(p for p in self.ckpt_dir.glob("step_*") if p.is_dir())
-        old = [p for p in ckpts if p.name != keep][:max(0, len(ckpts) - self.config.
-                                                         keep_checkpoints)]
-        for p in old:
-            shutil.rmtree(p, ignore_errors=True)
+        progress = {"trainer": dataclasses.asdict(self.state), "total_steps": self.total_steps,
+                    "batches_per_epoch": self.batches_per_epoch, "config": self.config.to_dict()}
+        return save_checkpoint(self.ckpt_dir, f"step_{self.state.step:08d}", self.model,
+                               self.optimizer, self.scheduler, progress,
+                               self.config.keep_checkpoints)
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore model, optimiser, scheduler, RNG states and progress from a checkpoint folder.
@@ -547,29 +357,14 @@ class Trainer:
         Raises:
             CheckpointError: missing files, or a run of a different length / data size.
         """
-        path = Path(path)
-        files = ("model.safetensors", "optimizer.safetensors", "trainer_state.json")
-        missing = [f for f in files if not (path / f).exists()]
-        if missing:
-            raise CheckpointError(f"checkpoint {path} is missing {', '.join(missing)}")
-        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        state = read_checkpoint(path)
         if (state["total_steps"], state["batches_per_epoch"]) != (
                 self.total_steps, self.batches_per_epoch):
             raise CheckpointError(
                 f"checkpoint {path} is for {state['total_steps']} steps of "
                 f"{state['batches_per_epoch']} batches/epoch, this run has {self.total_steps} "
                 f"of {self.batches_per_epoch}; resume with the same config and data")
-        weights = load_file(str(path / "model.safetensors"), device=str(self.device))
-        self.model.load_state_dict(weights, strict=True)
-        tensors = load_file(str(path / "optimizer.safetensors"))
-        self.optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
-        if cuda_states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_states)
-        random.setstate(_python_rng_from_json(state["rng"]["python"]))
-        np.random.set_state(_numpy_rng_from_json(state["rng"]["numpy"]))
+        restore_checkpoint(path, state, self.model, self.optimizer, self.scheduler, self.device)
         self.state = TrainState(**state["trainer"])
 
 
@@ -584,30 +379,3 @@ def _progress(enabled: bool, total: int, initial: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
-
-
-def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimiser state dict into safetensors tensors and a JSON remainder."""
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict] = {}
-    for idx, pstate in state_dict["state"].items():
-        for key, value in pstate.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"state.{idx}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(idx), {})[key] = _to_jsonable(value)
-    return tensors, {"param_groups": _to_jsonable(state_dict["param_groups"]),
-                     "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("state."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    for idx, values in meta["scalars"].items():
-        state.setdefault(int(idx), {}).update(values)
-    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g
-              for g in meta["param_groups"]]
-    return {"state": state, "param_groups": groups}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from ..data.dataset import RetrievalDataset
 from ..errors import DatasetError, TranslationError
+from ..fsutil import atomic_write_json
 from .backends import GenerationOptions, Seq2SeqTranslator, resolve_model_name
 from .cache import TranslationCache, default_cache_path
 from .codes import normalize_language
@@ -234,17 +234,7 @@ def save_translations(dataset: RetrievalDataset, path: str | os.PathLike,
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = translations_json(dataset, languages)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, translations_json(dataset, languages), indent=1)
     return path
 
 

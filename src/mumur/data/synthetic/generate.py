@@ -27,7 +27,6 @@ planning, before any media is rendered.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +37,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ...errors import ConfigError
+from ...fsutil import atomic_path, atomic_write_json
 from .captions import describe, sample_captions
 from .languages import LANGUAGES
 from .render import (
@@ -227,13 +227,13 @@ def _render_job(job: tuple) -> str:
     """Render and write one item (runs in a worker process)."""
     seed, item, path, render_cfg = job
     rng = item_rng(seed, item.media_type, item.index, stream=1)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
-    if item.media_type == "video":
-        frames = render_frames(item.scene, rng, render_cfg)
-        write_video(tmp, frames, render_audio(item.scene, rng, render_cfg), render_cfg)
-    else:
-        write_image(tmp, render_image(item.scene, rng, render_cfg), render_cfg)
-    os.replace(tmp, path)
+    # No fsync: a rerun rewrites every file byte-identically.
+    with atomic_path(path, fsync=False) as tmp:
+        if item.media_type == "video":
+            frames = render_frames(item.scene, rng, render_cfg)
+            write_video(tmp, frames, render_audio(item.scene, rng, render_cfg), render_cfg)
+        else:
+            write_image(tmp, render_image(item.scene, rng, render_cfg), render_cfg)
     return item.item_id
 
 
@@ -272,8 +272,7 @@ def generate(out, cfg: SynthConfig | None = None, workers: int | None = None,
             for _ in pool.map(_render_job, jobs, chunksize=chunksize):
                 bar.update()
     bar.close()
-    text = json.dumps(manifest, ensure_ascii=False, indent=1) + "\n"
-    (out / MANIFEST_NAME).write_text(text, encoding="utf-8")
+    atomic_write_json(out / MANIFEST_NAME, manifest, indent=1)  # last: the corpus is complete
     seconds = time.perf_counter() - start
     return SynthReport(manifest=out / MANIFEST_NAME, items=len(planned), videos=cfg.videos,
                        images=cfg.images, seconds=seconds,
