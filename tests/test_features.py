@@ -4,6 +4,10 @@ safetensors feature store, resume."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +199,88 @@ def test_encoder_normalisation_and_progress(media_files, frame_index):
                                       mean=(0, 0, 0), std=(1, 1, 1), progress=True)
     want = [frame_index(im) for im in read_frames(path, 2).frames]
     assert [_colour_index(f * 255) for f in batch.features[0]] == want
+
+
+def test_one_store_class_holds_frame_and_text_features(tmp_path):
+    from mumur.data.feature_store import cache_text_features, frame_tag, store_folder, text_tag
+
+    rng = np.random.default_rng(1)
+    feats = rng.standard_normal((2, T, 8)).astype(np.float32)
+    frames = FeatureStore.for_frames(tmp_path / "frames", "vis@1", T)
+    texts = FeatureStore.for_texts(tmp_path / "texts", "txt@1")
+    assert type(frames) is type(texts) is FeatureStore
+    frames.put(["v0", "v1"], features=feats, mask=np.ones((2, T), bool),
+               timestamps=np.zeros((2, T), np.float32))
+    got = cache_text_features(texts, ["a", "bb"], lambda b: np.array([[len(t)] * 5 for t in b]))
+    assert got.shape == (2, 5) and got[:, 0].tolist() == [1.0, 2.0]
+    texts.close()
+    frames.close()
+
+    again = FeatureStore.for_frames(tmp_path / "frames", "vis@1", T, create=False)
+    np.testing.assert_array_equal(again.get(["v1"])["features"], feats[1:])
+    assert again.dim == 8 and FeatureStore.for_texts(tmp_path / "texts", "txt@1").dim == 5
+    # A folder of one kind cannot be opened as the other; each tag has its own folder.
+    with pytest.raises(FeatureCacheMismatchError):
+        FeatureStore.for_texts(tmp_path / "frames", "vis@1")
+    with pytest.raises(FeatureCacheMismatchError):
+        FeatureStore.for_frames(tmp_path / "texts", "txt@1", T)
+    assert store_folder(tmp_path, frame_tag("e", T)) != store_folder(tmp_path, text_tag("e"))
+    # Rows must fit the schema (T frames) and the stored size (D = 8).
+    with pytest.raises(ValueError, match="features"):
+        again.put(["x"], features=np.zeros((1, T + 1, 8)), mask=np.ones((1, T + 1), bool),
+                  timestamps=np.zeros((1, T + 1)))
+    with pytest.raises(FeatureCacheMismatchError, match="features"):
+        again.put(["x"], features=np.zeros((1, T, 9)), mask=np.ones((1, T), bool),
+                  timestamps=np.zeros((1, T)))
+
+
+def test_failed_shard_write_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    store = FeatureStore.for_texts(tmp_path, "enc", shard_size=2)
+    store.put(["k0", "k1"], features=np.ones((2, 3)))  # one shard on disk
+
+    def half_write(arrays, path, metadata=None):
+        Path(path).write_bytes(b"\x00" * 10)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        store.put(["k2", "k3"], features=np.zeros((2, 3)))
+    monkeypatch.undo()
+    reopened = FeatureStore.for_texts(tmp_path, "enc")
+    assert sorted(reopened.ids()) == ["k0", "k1"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_text_store_resumes_after_a_killed_writer(tmp_path):
+    from mumur.data.feature_store import cache_text_features, text_key
+
+    texts = [f"caption {i}" for i in range(7)]
+    script = (
+        "import os, signal, sys\n"
+        "import numpy as np\n"
+        "from mumur.data.feature_store import FeatureStore, cache_text_features\n"
+        "def encode(batch):\n"
+        "    if batch == ['caption 6']:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)  # killed while encoding the last batch\n"
+        "    return np.array([[float(t.split()[-1])] * 4 for t in batch])\n"
+        "store = FeatureStore.for_texts(sys.argv[1], 'enc@1', shard_size=2)\n"
+        "cache_text_features(store, [f'caption {i}' for i in range(7)], encode, batch_size=1)\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)],
+                          env={**os.environ, "PYTHONPATH": src}, timeout=300)
+    assert proc.returncode == -9
+    store = FeatureStore.for_texts(tmp_path, "enc@1")
+    assert sorted(store.ids()) == sorted(text_key(t) for t in texts[:6])  # 3 shards flushed
+
+    seen = []
+
+    def encode(batch):
+        seen.extend(batch)
+        return np.array([[float(t.split()[-1])] * 4 for t in batch])
+
+    out = cache_text_features(store, texts, encode)
+    assert seen == ["caption 6"]  # only what the killed run had not flushed
+    assert out[:, 0].tolist() == [float(i) for i in range(7)]

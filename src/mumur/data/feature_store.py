@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
 from typing_extensions import Self
 
@@ -85,8 +84,8 @@ def text_key(text: str) -> str:
 
 
 def as_float32_array(values) -> np.ndarray:
-    """A tensor (any device, any float dtype) or array-like as a float32 numpy array."""
-    if torch.is_tensor(values):
+    """A torch tensor (any device, any float dtype) or array-like as a float32 numpy array."""
+    if hasattr(values, "detach"):  # a tensor; duck-typed so the store imports without torch
         return values.detach().float().cpu().numpy()
     return np.asarray(values, dtype=np.float32)
 
@@ -386,7 +385,7 @@ class FeatureStore:
 
 
 def cache_text_features(store: FeatureStore, texts: Sequence[str],
-                        encode: Callable[[list[str]], torch.Tensor | np.ndarray], *,
+                        encode: Callable[[list[str]], np.ndarray], *,
                         batch_size: int = 256, progress: bool = False) -> np.ndarray:
     """Features of `texts` from a text store, encoding (and storing) only the ones not stored.
 
@@ -396,13 +395,15 @@ def cache_text_features(store: FeatureStore, texts: Sequence[str],
     Args:
         store: a store opened with `FeatureStore.for_texts`.
         texts: captions or descriptions (duplicates allowed).
-        encode: `list[str] -> (n, D)` raw encoder outputs (called under `torch.no_grad`).
+        encode: `list[str] -> (n, D)` raw encoder outputs, a tensor or an array (called under
+            `torch.no_grad`).
         batch_size: texts per `encode` call.
         progress: show a progress bar while encoding.
 
     Returns:
         `(len(texts), D)` float32, row i for `texts[i]`.
     """
+    import torch
     from tqdm.auto import tqdm
 
     missing = list(dict.fromkeys(t for t in texts if text_key(t) not in store))
