@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from mumur.errors import MediaDecodeError
-from mumur.media import decode
+from mumur.media import video
 from mumur.media.decode import (
     media_type_of,
     probe,
@@ -90,7 +90,7 @@ def test_seek_failure_falls_back_to_sequential_prefix(media_files, frame_index, 
             raise av.error.FFmpegError(22, "seek not supported")  # EINVAL
         self._iter = self.container.decode(self.stream)
 
-    monkeypatch.setattr(decode._Reader, "restart", broken_seek)
+    monkeypatch.setattr(video._Reader, "restart", broken_seek)
     fr = read_frames(media_files["long.mp4"], 4)
     want = _expected_indices(30.0, 10, sample_frame_times(30.0, 4))
     assert [frame_index(im) for im in fr.frames] == [k % 256 for k in want]
@@ -193,13 +193,13 @@ def test_clip_preprocess_numpy_fast_path_and_normalisation():
 
 
 def test_unknown_duration_is_measured_from_packets(media_files, frame_index, monkeypatch):
-    real = decode._stream_timing
+    real = video._stream_timing
 
     def no_duration(container, stream):
         start, _, fps, _ = real(container, stream)
         return start, None, fps, None
 
-    monkeypatch.setattr(decode, "_stream_timing", no_duration)
+    monkeypatch.setattr(video, "_stream_timing", no_duration)
     fr = read_frames(media_files["long.mp4"], 6)
     want = _expected_indices(30.0, 10, sample_frame_times(30.0, 6))
     assert [frame_index(im) for im in fr.frames] == [k % 256 for k in want]

@@ -3,7 +3,8 @@ visual descriptions).
 
 A store folder::
 
-    cache.json                   manifest: format, version, the tag, dim, items, shards (name -> rows)
+    cache.json                   manifest: format, version, the tag, dim, items, shards
+                                 (name -> rows)
     shard-<16 hex>.safetensors   one array per field, rows in the order of the metadata `ids`;
                                  the metadata also repeats the tag
 

@@ -1,0 +1,218 @@
+"""CLIP text towers: the transformers CLIP text model with its projection, open_clip's text
+tower, and the OpenAI CLIP BPE tokenizer built offline from open_clip's vocabulary file."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mumur.encoders.base import (
+    create_open_clip,
+    quiet_transformers,
+    read_json_file,
+    save_open_clip,
+    write_encoder_file,
+)
+from mumur.encoders.text.base import TextEncoder, load_tokenizer
+from mumur.errors import EncoderLoadError
+
+__all__ = [
+    "CLIP_CONTEXT_LENGTH",
+    "ClipTextEncoder",
+    "OpenClipTextEncoder",
+    "build_clip_tokenizer",
+    "load_clip_text",
+    "load_open_clip_text",
+]
+
+CLIP_CONTEXT_LENGTH = 77
+
+
+class ClipTextEncoder(TextEncoder):
+    """CLIP text tower + ``text_projection`` (``transformers.CLIPTextModelWithProjection``).
+
+    ``forward`` equals ``CLIPModel.get_text_features(...).pooler_output`` on the tokenizer's
+    output truncated to 77 tokens; pooling takes the hidden state at the first ``eos_token_id``
+    (argmax of ids for legacy configs), exactly as transformers does.
+
+    Args:
+        model: the tower with its projection.
+        tokenizer: the CLIP tokenizer from the same folder.
+        source: name or path it came from.
+    """
+
+    kind = "clip-text"
+
+    def __init__(self, model: nn.Module, tokenizer: Any, source: str):
+        max_length = min(CLIP_CONTEXT_LENGTH, model.config.max_position_embeddings)
+        super().__init__(source, model.config.projection_dim, tokenizer, max_length)
+        self.model = model
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        """Args: texts, list of n strings. Returns: ``(n, dim)`` un-normalised embeddings."""
+        enc = self.tokenize(texts)
+        out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        return out.text_embeds  # (n, dim)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write config.json + model.safetensors + tokenizer files + mumur_encoder.json."""
+        folder = Path(path)
+        self.model.save_pretrained(folder)
+        self._save_tokenizer(folder)
+        return write_encoder_file(folder, self.kind, source=self.source)
+
+
+def load_clip_text(name_or_path: str, source: str | None = None) -> ClipTextEncoder:
+    """Load the text tower of a CLIP checkpoint (``CLIPModel`` or ``CLIPTextModelWithProjection``).
+
+    Args:
+        name_or_path: hub id or local folder (``model_type`` ``clip`` or ``clip_text_model``).
+        source: name recorded in the identity (defaults to ``name_or_path``).
+
+    Returns:
+        A ``ClipTextEncoder`` in eval mode.
+    """
+    from transformers import CLIPConfig, CLIPTextConfig, CLIPTextModelWithProjection
+
+    model_type = read_json_file(name_or_path, "config.json").get("model_type")
+    if model_type == "clip":
+        full = CLIPConfig.from_pretrained(name_or_path)
+        config = full.text_config
+        config.projection_dim = full.projection_dim
+    elif model_type == "clip_text_model":
+        config = CLIPTextConfig.from_pretrained(name_or_path)
+    else:
+        raise EncoderLoadError(
+            f"cannot load encoder {name_or_path!r} as a CLIP text tower: model_type {model_type!r}"
+        )
+    tokenizer = load_tokenizer(name_or_path)
+    with quiet_transformers():
+        model, info = CLIPTextModelWithProjection.from_pretrained(
+            name_or_path, config=config, output_loading_info=True
+        )
+    if info["missing_keys"] or info["mismatched_keys"]:
+        raise EncoderLoadError(
+            f"cannot load encoder {name_or_path!r}: checkpoint lacks text weights "
+            f"{sorted(info['missing_keys'])[:5]} {info['mismatched_keys'][:5]}"
+        )
+    return ClipTextEncoder(model.float(), tokenizer, source or name_or_path).eval()
+
+
+class OpenClipTextEncoder(TextEncoder):
+    """open_clip text tower: ``forward`` is ``model.encode_text(tokenizer(texts))``.
+
+    Args:
+        open_clip: the imported module.
+        model: the open_clip CLIP model.
+        model_name: the name it was created from (also selects the tokenizer).
+        source: name recorded in the identity.
+    """
+
+    kind = "open-clip"
+
+    def __init__(self, open_clip, model: nn.Module, model_name: str, source: str):
+        tokenizer = open_clip.get_tokenizer(model_name)
+        dim = (
+            int(model.text_projection.shape[1])
+            if hasattr(model, "text_projection") and isinstance(model.text_projection, torch.Tensor)
+            else int(model.encode_text(tokenizer(["a"])).shape[1])
+        )
+        super().__init__(source, dim, tokenizer, getattr(tokenizer, "context_length", None))
+        self.model = model
+        self._open_clip = open_clip
+        self._model_name = model_name
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        """Args: texts, list of n strings. Returns: ``(n, dim)`` un-normalised embeddings."""
+        tokens = self.tokenizer(list(texts)).to(self.device)  # (n, context_length)
+        return self.model.encode_text(tokens)  # (n, dim)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write an open_clip ``local-dir`` folder plus ``mumur_encoder.json``."""
+        return save_open_clip(self._open_clip, self.model, self._model_name, path, self.source)
+
+
+def load_open_clip_text(name: str, source: str | None = None) -> OpenClipTextEncoder:
+    """Load an open_clip text tower from ``open_clip:<arch>[:<pretrained>]`` or a local-dir folder.
+
+    Args:
+        name: the encoder name or folder.
+        source: name recorded in the identity.
+
+    Returns:
+        An ``OpenClipTextEncoder`` in eval mode.
+    """
+    return OpenClipTextEncoder(*create_open_clip(name), source or name).eval()
+
+
+# -- a real CLIP tokenizer built offline from open_clip's BPE vocabulary --------------------------
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP reversible byte -> printable unicode map (open_clip ``bytes_to_unicode``)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def _open_clip_vocab_file() -> Path:
+    spec = importlib.util.find_spec("open_clip")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderLoadError("cannot build a CLIP tokenizer: open_clip_torch is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
+    if not path.is_file():
+        raise EncoderLoadError(f"cannot build a CLIP tokenizer: {path} is missing")
+    return path
+
+
+def build_clip_tokenizer(save_dir: str | os.PathLike | None = None, bpe_path: str | None = None):
+    """Build the OpenAI CLIP BPE tokenizer (49408 tokens) from open_clip's vocabulary file.
+
+    Same construction as open_clip's ``SimpleTokenizer``: merges are lines
+    ``1 : 49152-256-2+1`` of the file; the vocabulary is the 256 byte symbols, the same with
+    ``</w>``, one entry per merge, then ``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407).
+
+    Args:
+        save_dir: when given, also write the tokenizer files there.
+        bpe_path: the gzipped BPE file (default: the one in the installed open_clip wheel).
+
+    Returns:
+        A ``transformers.CLIPTokenizer``.
+    """
+    import tempfile
+
+    from transformers import CLIPTokenizer
+
+    path = Path(bpe_path) if bpe_path else _open_clip_vocab_file()
+    with gzip.open(path) as fh:
+        lines = fh.read().decode("utf-8").split("\n")
+    merges = lines[1 : 49152 - 256 - 2 + 1]
+    symbols = list(_bytes_to_unicode().values())
+    vocab_list = symbols + [s + "</w>" for s in symbols]
+    vocab_list += ["".join(m.split()) for m in merges]
+    vocab_list += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {tok: i for i, tok in enumerate(vocab_list)}
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(Path(tmp) / "vocab.json", "w", encoding="utf-8") as fh:
+            json.dump(vocab, fh, ensure_ascii=False)
+        with open(Path(tmp) / "merges.txt", "w", encoding="utf-8") as fh:
+            fh.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+        tokenizer = CLIPTokenizer.from_pretrained(tmp, model_max_length=CLIP_CONTEXT_LENGTH)
+    if save_dir is not None:
+        tokenizer.save_pretrained(save_dir)
+    return tokenizer
