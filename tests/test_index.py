@@ -23,7 +23,7 @@ from mumur.errors import IndexCorruptError, IndexMismatchError
 from mumur.index import SCHEMA_VERSION, Index, IndexStore, build_index
 from mumur.index import scan as scan_module
 from mumur.index.scan import scan_media
-from mumur.index.store import migrate
+from mumur.index.schema import migrate
 
 TESTS = Path(__file__).resolve().parent
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from .builder import IndexReport, build_index
 from .embedder import ClipEmbedder, Embedder, FrameStates, ModelEmbedder, load_embedder
 from .search import Index, SearchResponse, SearchResult
-from .store import SCHEMA_VERSION, IndexStore
+from .schema import SCHEMA_VERSION
+from .store import IndexStore
 
 __all__ = [
     "SCHEMA_VERSION",
