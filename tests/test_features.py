@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mumur.data.feature_store import FeatureStore
-from mumur.data.features import cache_features, extract_frame_features
+from mumur.data.features import cache_features, cache_text_features, extract_frame_features
 from mumur.errors import FeatureCacheError, FeatureCacheMismatchError, MediaDecodeError
 from mumur.media.decode import read_frames
 from mumur.media.transforms import CLIP_MEAN, CLIP_STD
@@ -202,7 +202,7 @@ def test_encoder_normalisation_and_progress(media_files, frame_index):
 
 
 def test_one_store_class_holds_frame_and_text_features(tmp_path):
-    from mumur.data.feature_store import cache_text_features, frame_tag, store_folder, text_tag
+    from mumur.data.feature_store import frame_tag, store_folder, text_tag
 
     rng = np.random.default_rng(1)
     feats = rng.standard_normal((2, T, 8)).astype(np.float32)
@@ -254,13 +254,14 @@ def test_failed_shard_write_leaves_the_store_as_it_was(tmp_path, monkeypatch):
 
 
 def test_text_store_resumes_after_a_killed_writer(tmp_path):
-    from mumur.data.feature_store import cache_text_features, text_key
+    from mumur.data.feature_store import text_key
 
     texts = [f"caption {i}" for i in range(7)]
     script = (
         "import os, signal, sys\n"
         "import numpy as np\n"
-        "from mumur.data.feature_store import FeatureStore, cache_text_features\n"
+        "from mumur.data.feature_store import FeatureStore\n"
+        "from mumur.data.features import cache_text_features\n"
         "def encode(batch):\n"
         "    if batch == ['caption 6']:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)  # killed while encoding the last batch\n"

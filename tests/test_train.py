@@ -206,13 +206,8 @@ def test_pixel_frame_source_normalizes_cached_uint8():
 
 
 def test_text_feature_cache_computes_each_caption_once(tmp_path):
-    from mumur.data.feature_store import (
-        FeatureStore,
-        cache_text_features,
-        store_folder,
-        text_key,
-        text_tag,
-    )
+    from mumur.data.feature_store import FeatureStore, store_folder, text_key, text_tag
+    from mumur.data.features import cache_text_features
 
     seen = []
 

@@ -27,7 +27,7 @@ import hashlib
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,6 @@ from ..fsutil import atomic_path, atomic_write_json
 __all__ = [
     "FeatureStore",
     "as_float32_array",
-    "cache_text_features",
     "folder_name",
     "frame_tag",
     "store_folder",
@@ -383,34 +382,3 @@ class FeatureStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def cache_text_features(store: FeatureStore, texts: Sequence[str],
-                        encode: Callable[[list[str]], np.ndarray], *,
-                        batch_size: int = 256, progress: bool = False) -> np.ndarray:
-    """Features of `texts` from a text store, encoding (and storing) only the ones not stored.
-
-    Each encoded batch is handed to the store, which writes a shard every `shard_size` rows, so
-    a run killed midway keeps what it flushed and a rerun encodes only the rest.
-
-    Args:
-        store: a store opened with `FeatureStore.for_texts`.
-        texts: captions or descriptions (duplicates allowed).
-        encode: `list[str] -> (n, D)` raw encoder outputs, a tensor or an array (called under
-            `torch.no_grad`).
-        batch_size: texts per `encode` call.
-        progress: show a progress bar while encoding.
-
-    Returns:
-        `(len(texts), D)` float32, row i for `texts[i]`.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    missing = list(dict.fromkeys(t for t in texts if text_key(t) not in store))
-    with torch.no_grad():
-        for s in tqdm(range(0, len(missing), batch_size), desc="text features",
-                      disable=not progress):
-            chunk = missing[s:s + batch_size]
-            store.put([text_key(t) for t in chunk], features=as_float32_array(encode(chunk)))
-    return store.get([text_key(t) for t in texts])["features"]

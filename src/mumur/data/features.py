@@ -1,10 +1,10 @@
-"""Frame-feature extraction (reader -> mapper -> writer) into the feature store.
+"""Computing features into the feature store: frames of media files and texts.
 
 `extract_frame_features` decodes and preprocesses media in DataLoader worker processes (reader),
 while the main process runs the visual encoder (mapper) on the previous batch; the caller consumes
 `FeatureBatch`es (writer), e.g. `FeatureStore.put`. `cache_features` ties them together with
 resume and sharding; `cached_frame_features` is the one call for "frame features of these files,
-computed once".
+computed once", and `cache_text_features` the same for texts.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from tqdm.auto import tqdm
 from ..errors import DatasetError, MediaDecodeError
 from ..media.decode import read_frames
 from ..media.transforms import CLIP_MEAN, CLIP_STD, ClipPreprocess
-from .feature_store import FeatureStore, as_float32_array, frame_tag, store_folder
+from .feature_store import FeatureStore, as_float32_array, frame_tag, store_folder, text_key
 
 __all__ = [
     "CacheReport",
     "FeatureBatch",
     "cache_features",
+    "cache_text_features",
     "cached_frame_features",
     "extract_frame_features",
 ]
@@ -327,3 +328,31 @@ def cached_frame_features(paths: Sequence[str], encode_frames: EncodeFn, identit
                            f"({shown})")
     rows = FeatureStore.for_frames(folder, identity, num_frames, create=False).get(keys)
     return rows["features"], rows["mask"]
+
+
+def cache_text_features(store: FeatureStore, texts: Sequence[str],
+                        encode: Callable[[list[str]], np.ndarray], *,
+                        batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    """Features of `texts` from a text store, encoding (and storing) only the ones not stored.
+
+    Each encoded batch is handed to the store, which writes a shard every `shard_size` rows, so
+    a run killed midway keeps what it flushed and a rerun encodes only the rest.
+
+    Args:
+        store: a store opened with `FeatureStore.for_texts`.
+        texts: captions or descriptions (duplicates allowed).
+        encode: `list[str] -> (n, D)` raw encoder outputs, a tensor or an array (called under
+            `torch.no_grad`).
+        batch_size: texts per `encode` call.
+        progress: show a progress bar while encoding.
+
+    Returns:
+        `(len(texts), D)` float32, row i for `texts[i]`.
+    """
+    missing = list(dict.fromkeys(t for t in texts if text_key(t) not in store))
+    with torch.no_grad():
+        for s in tqdm(range(0, len(missing), batch_size), desc="text features",
+                      disable=not progress):
+            chunk = missing[s:s + batch_size]
+            store.put([text_key(t) for t in chunk], features=as_float32_array(encode(chunk)))
+    return store.get([text_key(t) for t in texts])["features"]

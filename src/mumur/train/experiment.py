@@ -18,8 +18,8 @@ import torch
 from ..data.dataset import RetrievalDataset
 from ..errors import ConfigError
 from ..fsutil import atomic_write_json
-from ..data.feature_store import FeatureStore, cache_text_features, store_folder, text_tag
-from ..data.features import cached_frame_features
+from ..data.feature_store import FeatureStore, store_folder, text_tag
+from ..data.features import cache_text_features, cached_frame_features
 from .caches import pixel_frame_cache
 from .config import ExperimentConfig, ModelSpec, TrainConfig, load_experiment_config
 from .data import (
