@@ -160,9 +160,9 @@ def frozen_frame_features(paths: Sequence[str], encode_frames, identity: str, ca
     Raises:
         DatasetError: files that failed to decode (all listed in the count, three shown).
     """
-    from ..data.features import FeatureCache, cache_features
+    from ..data.features import FeatureCache, cache_features, frame_cache_folder
 
-    folder = Path(cache_dir) / _digest(identity, num_frames, "uniform")
+    folder = frame_cache_folder(cache_dir, identity, num_frames, "uniform")
     keys = [str(p) for p in paths]
     report = cache_features(list(zip(keys, keys)), encode_frames, folder, identity, num_frames,
                             "uniform", image_size=image_size, batch_size=batch_size,

@@ -1,8 +1,9 @@
-"""`mumur features`: run a frozen visual backbone once per media file of a benchmark split into a
-`FeatureCache`, split across processes or machines, then merge and verify.
+"""The feature job behind `mumur features`: run a frozen visual backbone once per media file of a
+benchmark split into a `FeatureCache`, split across processes or machines, then merge and verify.
 
 Layout: features of one (encoder identity, frame count) live in
-`<cache_root>/frame_features/<digest(identity, num_frames, "uniform")>/`, keyed by the media path
+`<cache_root>/frame_features/<frame_cache_folder(identity, num_frames, "uniform")>/` (the naming
+rule of `mumur.data.features`), keyed by the media path
 string (`str(dataset.media_path(i))`): the folder and keys the trainer uses
 (`mumur.train.experiment` -> `frozen_frame_features(..., cache_dir / "frame_features", ...)`), so a
 training run with `train.cache_dir = <cache_root>` reads what this job wrote instead of encoding
@@ -23,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from ..data.dataset import RetrievalDataset
-from ..data.features import FeatureCache, cache_features
 from ..errors import ConfigError, FeatureCacheError
+from .dataset import RetrievalDataset
+from .features import FeatureCache, cache_features, frame_cache_folder
 
 __all__ = [
     "FeatureJobReport",
@@ -135,9 +136,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 def feature_cache_folder(cache_root: str | Path, identity: str, num_frames: int) -> Path:
     """The folder holding features of one encoder identity and frame count under `cache_root`
     (the folder the trainer reads with `train.cache_dir = cache_root`)."""
-    from ..train.caches import _digest  # one naming rule for the job and the trainer
-
-    return Path(cache_root) / _FRAME_FEATURES / _digest(identity, num_frames, _STRATEGY)
+    return frame_cache_folder(Path(cache_root) / _FRAME_FEATURES, identity, num_frames, _STRATEGY)
 
 
 def dataset_media_items(dataset: RetrievalDataset) -> list[tuple[str, str]]:
