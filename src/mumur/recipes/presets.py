@@ -54,7 +54,6 @@ __all__ = [
     "experiment_config",
     "get_preset",
     "list_presets",
-    "model_definition",
     "resolve_paper_table",
     "write_preset_configs",
 ]
@@ -172,19 +171,6 @@ def get_preset(name: str, **overrides) -> Preset:
     return dataclasses.replace(PRESETS[name], **overrides)
 
 
-def model_definition(name: str) -> dict:
-    """The `model` section (`name`, `encoders`, `overrides`) of a shipped model definition.
-
-    Raises:
-        ConfigError: unknown name, or a definition that is not a valid `model` section.
-    """
-    from ..train.config import ModelSpec
-
-    data = load_packaged_config("models", name)
-    config_from_dict(ModelSpec, data, context=f"model definition {name}")  # check the keys
-    return data
-
-
 def experiment_config(preset: Preset, data_root: str | Path, *,
                       translations: str | Path | None = None,
                       cache_dir: str | Path | None = None, seed: int = 0) -> dict:
@@ -209,7 +195,7 @@ def experiment_config(preset: Preset, data_root: str | Path, *,
     if not preset.trains:
         raise ConfigError(f"preset {preset.name} is {preset.setting}: it trains nothing; use "
                           "eval_config with a model trained elsewhere")
-    model = model_definition(preset.model)
+    model = load_packaged_config("models", preset.model)
     model["overrides"] = {**model.get("overrides", {}), "num_frames": preset.num_frames}
     data: dict[str, Any] = {"benchmark": preset.train_benchmark, "root": str(data_root),
                             "train_split": preset.train_split, "val_split": preset.val_split,
