@@ -54,3 +54,24 @@ def test_lint_imports_breaks_on_a_violation(tmp_path, path, code, expected):
     result = _lint_imports(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout and expected in result.stdout, result.stdout
+
+
+def test_the_architecture_diagram_matches_the_contracts():
+    import re
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"]
+    app, core = contracts[0]["layers"], contracts[1]["layers"]
+    assert app[-1].replace(" ", "").split(":") == [
+        m for layer in core for m in re.split(r"[|:]", layer.replace(" ", ""))]
+    wanted = [layer.replace(" ", "") for layer in app[:-1] + core]
+    modules = {m for layer in wanted for m in re.split(r"[|:]", layer)}
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    diagram = doc.split("## Layers", 1)[1].split("```")[1]
+    rows = []
+    for line in diagram.splitlines():
+        names = [w for w in re.findall(r"[a-z]+", line) if w in modules]
+        if names:
+            rows.append(("|" if "|" in line else ":").join(dict.fromkeys(names)))
+    assert rows == wanted
