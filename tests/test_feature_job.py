@@ -143,3 +143,15 @@ def test_trainer_reuses_the_job_cache(tiny_corpus, tmp_path):
                                            tmp_path / "cache" / "frame_features", 4, 32,
                                            num_workers=0, progress=False)
     assert features.shape == (5, 4, 3) and mask.sum() == 4 * 4 + 1
+
+
+def test_cache_folder_names_are_stable():
+    # Caches written before the job moved out of `protocols/` keep their folder names.
+    from pathlib import Path
+
+    from mumur.data.feature_job import feature_cache_folder, frame_cache_folder
+
+    assert frame_cache_folder("/c", "openai/clip-vit-base-patch32", 16) == Path(
+        "/c/a4e23800d3cc256a")
+    assert feature_cache_folder("/c", "openai/clip-vit-base-patch32", 16) == Path(
+        "/c/frame_features/a4e23800d3cc256a")

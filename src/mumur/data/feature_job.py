@@ -2,8 +2,8 @@
 benchmark split into a `FeatureCache`, split across processes or machines, then merge and verify.
 
 Layout: features of one (encoder identity, frame count) live in
-`<cache_root>/frame_features/<frame_cache_folder(identity, num_frames, "uniform")>/` (the naming
-rule of `mumur.data.features`), keyed by the media path
+`<cache_root>/frame_features/<frame_cache_folder(identity, num_frames, "uniform")>/`, keyed by the
+media path
 string (`str(dataset.media_path(i))`): the folder and keys the trainer uses
 (`mumur.train.experiment` -> `frozen_frame_features(..., cache_dir / "frame_features", ...)`), so a
 training run with `train.cache_dir = <cache_root>` reads what this job wrote instead of encoding
@@ -17,6 +17,7 @@ by `merge_feature_caches`, split the work disjointly and completely.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ import torch
 
 from ..errors import ConfigError, FeatureCacheError
 from .dataset import RetrievalDataset
-from .features import FeatureCache, cache_features, frame_cache_folder
+from .features import FeatureCache, cache_features
 
 __all__ = [
     "FeatureJobReport",
@@ -34,6 +35,7 @@ __all__ = [
     "VerifyReport",
     "dataset_media_items",
     "feature_cache_folder",
+    "frame_cache_folder",
     "merge_feature_caches",
     "parse_shard",
     "resolve_frame_encoder",
@@ -131,6 +133,14 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (n >= 1 and 0 <= k < n):
         raise ConfigError(f"--shard {text!r}: need 0 <= K < N")
     return k, n
+
+
+def frame_cache_folder(cache_dir: str | Path, identity: str, num_frames: int,
+                       strategy: str = _STRATEGY) -> Path:
+    """The folder of the features of one (encoder identity, frame count, sampling) in a cache
+    folder: the one naming rule of this job and the trainer (`mumur.train.caches`)."""
+    key = "\x00".join(map(str, (identity, num_frames, strategy)))
+    return Path(cache_dir) / hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
 def feature_cache_folder(cache_root: str | Path, identity: str, num_frames: int) -> Path:

@@ -9,7 +9,6 @@ resume and sharding.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -36,7 +35,6 @@ __all__ = [
     "FeatureCache",
     "cache_features",
     "extract_frame_features",
-    "frame_cache_folder",
 ]
 
 EncodeFn = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
@@ -523,14 +521,6 @@ class CacheReport:
     computed: int
     skipped: int
     errors: list[tuple[str, str, str]]
-
-
-def frame_cache_folder(cache_root, identity: str, num_frames: int,
-                       strategy: str = "uniform") -> Path:
-    """The folder holding the features of one (encoder identity, frame count, sampling) under a
-    cache root: the one naming rule of the trainer's cache and the `mumur features` job."""
-    key = "\x00".join(map(str, (identity, num_frames, strategy)))
-    return Path(cache_root) / hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
 def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, cache_dir,

@@ -160,7 +160,8 @@ def frozen_frame_features(paths: Sequence[str], encode_frames, identity: str, ca
     Raises:
         DatasetError: files that failed to decode (all listed in the count, three shown).
     """
-    from ..data.features import FeatureCache, cache_features, frame_cache_folder
+    from ..data.feature_job import frame_cache_folder
+    from ..data.features import FeatureCache, cache_features
 
     folder = frame_cache_folder(cache_dir, identity, num_frames, "uniform")
     keys = [str(p) for p in paths]
