@@ -50,7 +50,7 @@ def _doc_commands(path: Path) -> list[list[str]]:
     import shlex
 
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.DOTALL):
         text = re.sub(r"\\\n\s*", " ", block)
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()

@@ -42,7 +42,6 @@ def _mean_colour_encoder():
 
 def test_feature_shards_are_disjoint_complete_and_merge(tiny_corpus, tmp_path):
     from mumur.data import load_benchmark
-    from mumur.data.features import FeatureCache
     from mumur.data.feature_job import (
         dataset_media_items,
         feature_cache_folder,
@@ -50,6 +49,7 @@ def test_feature_shards_are_disjoint_complete_and_merge(tiny_corpus, tmp_path):
         run_feature_job,
         verify_feature_cache,
     )
+    from mumur.data.features import FeatureCache
 
     torch.set_num_threads(1)
     data = load_benchmark("synthetic", tiny_corpus.resolve(), split="test")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mumur.config import load_packaged_config
 from mumur.errors import ConfigError
@@ -237,7 +236,7 @@ def test_presets_cli_lists_and_writes(tmp_path):
     # Bad input: one line on stderr and a non-zero exit, through the real entry point.
     bad = subprocess.run([sys.executable, "-m", "mumur", "presets", "write", "mumur-nope",
                           "--out", str(tmp_path / "x"), "--root", str(tmp_path / "data")],
-                         capture_output=True, text=True)
+                         check=False, capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
     assert bad.stderr.startswith("error: unknown preset 'mumur-nope'")

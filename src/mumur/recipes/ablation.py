@@ -61,13 +61,13 @@ def ablation_markdown(rows: list[dict], corpus_info: dict, recipe: OfflineRecipe
     lines = [
         "# Offline ablation (synthetic world, test videos)",
         "",
-        f"Corpus: synthetic world, seed {corpus_info.get('seed')}, {corpus_info.get('items')} "
-        f"items, {corpus_info.get('languages')} caption languages. Recipe: "
-        f"{_recipe_text(recipe)}. Model selection on the val split; numbers on the test split "
-        "(videos). Produced by `mumur ablation`.",
+        (f"Corpus: synthetic world, seed {corpus_info.get('seed')}, {corpus_info.get('items')} "
+         f"items, {corpus_info.get('languages')} caption languages. Recipe: "
+         f"{_recipe_text(recipe)}. Model selection on the val split; numbers on the test split "
+         "(videos). Produced by `mumur ablation`."),
         "",
-        "| variant | en t2v R@1 | en t2v R@5 | en v2t R@1 | non-en mean t2v R@1 | non-en / en "
-        "| train s |",
+        ("| variant | en t2v R@1 | en t2v R@5 | en v2t R@1 | non-en mean t2v R@1 | non-en / en "
+         "| train s |"),
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -29,7 +29,7 @@ from .offline import (
     with_run_settings,
 )
 
-__all__ = ["DemoConfig", "EXAMPLE_QUERIES", "run_demo"]
+__all__ = ["EXAMPLE_QUERIES", "DemoConfig", "run_demo"]
 
 # Example searches: (language, query). The test split is indexed, so these describe scenes that
 # may or may not be there; the printout shows the best matches and their calibrated relevance.
