@@ -1,6 +1,6 @@
 # The README's two fresh-machine commands:
 #   make demo   installs everything and runs the offline end-to-end job
-#   make test   installs everything and runs the test suite
+#   make test   installs everything, checks the import layers (lint-imports), runs the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -27,5 +27,7 @@ install-test: install
 demo: install
 	$(VENV)/bin/mumur demo --out $(DEMO_OUT)
 
+# lint-imports checks the layer contracts of pyproject.toml ([tool.importlinter]) first.
 test: install-test
+	$(VENV)/bin/lint-imports --no-logo
 	$(VENV)/bin/python -m pytest

@@ -6,9 +6,14 @@ import json
 import pytest
 
 from mumur.data.synthetic.generate import SynthConfig, generate
-from mumur.demo import evaluate_offline, train_offline
 from mumur.model import load_model
-from mumur.recipes.offline import VARIANTS, OfflineRecipe, experiment_config
+from mumur.recipes.ablation import VARIANTS
+from mumur.recipes.offline import (
+    evaluate_offline,
+    experiment_config,
+    load_recipe,
+    train_offline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +26,11 @@ def tiny_corpus(tmp_path_factory):
 
 
 def test_tiny_train_and_eval_beats_chance(tiny_corpus, tmp_path):
-    recipe = OfflineRecipe(epochs=25, batch_size=16, num_frames=6, channels=(16, 32, 32, 64),
-                           embed_dim=64, num_workers=0, progress=False,
-                           extra_train={"validate": False})
+    recipe = load_recipe().patch({
+        "model": {"encoders": {"vision": {"channels": [16, 32, 32, 64], "dim": 64}},
+                  "overrides": {"num_frames": 6, "embed_dim": 64}},
+        "train": {"epochs": 25, "batch_size": 16, "num_workers": 0, "progress": False,
+                  "validate": False}})
     result = train_offline(recipe, tiny_corpus, tmp_path / "run")
     model = load_model(result.final_model)
     video = evaluate_offline(model, tiny_corpus, num_workers=0, progress=False)["video"]
@@ -40,10 +47,12 @@ def test_recipe_configs_are_valid_for_every_variant(tmp_path):
     from mumur.train.experiment import build_model
 
     (tmp_path / "corpus").mkdir()
+    small = load_recipe().patch({"model": {"encoders": {"vision": {"channels": [8, 8, 8, 8]}},
+                                           "overrides": {"embed_dim": 32}}})
     for name, changes in VARIANTS.items():
-        recipe = OfflineRecipe(embed_dim=32, channels=(8, 8, 8, 8)).replace(**changes)
+        recipe = small.patch(changes)
         exp = parse_experiment_config(experiment_config(recipe, tmp_path / "corpus"), tmp_path)
         model = build_model(exp.model, exp.train)
-        assert model.config.head == recipe.head, name
-        assert exp.train.en_only == recipe.en_only, name
+        assert model.config.head == recipe.model["name"], name
+        assert exp.train.en_only == recipe.train.get("en_only", False), name
         assert json.loads(json.dumps(experiment_config(recipe, tmp_path / "corpus")))

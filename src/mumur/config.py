@@ -2,20 +2,37 @@
 
 Configs are frozen dataclasses (open_clip / transformers style); overrides are merged with
 `dataclasses.replace`, and unknown keys are a `ConfigError` naming the valid ones.
+
+Configurations that ship with the package (model definitions, recipes, paper presets) are JSON
+files under `mumur/configs/<kind>/<name>.json` (open_clip's `model_configs/` layout), listed by
+`list_packaged_configs(kind)` and read by `load_packaged_config(kind, name)`. Variations of a
+config are JSON Merge Patches (RFC 7396, `merge_patch`): objects merge key by key, `null` deletes
+a key, anything else replaces.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import typing
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ConfigError
 from .fsutil import atomic_write_json
 
-__all__ = ["config_from_dict", "config_to_dict", "read_json", "replace_config", "write_json"]
+__all__ = [
+    "config_from_dict",
+    "config_to_dict",
+    "list_packaged_configs",
+    "load_packaged_config",
+    "merge_patch",
+    "read_json",
+    "replace_config",
+    "write_json",
+]
 
 C = TypeVar("C")
 
@@ -123,3 +140,54 @@ def write_json(path: str | Path, data: Any) -> None:
     """Write `data` atomically as indented UTF-8 JSON with sorted keys (stable bytes for
     hashing)."""
     atomic_write_json(path, data, indent=2, sort_keys=True)
+
+
+def _packaged(kind: str):
+    folder = resources.files("mumur").joinpath("configs").joinpath(kind)
+    if not folder.is_dir():
+        raise ConfigError(f"no packaged configs of kind {kind!r}")
+    return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".json")}
+
+
+def list_packaged_configs(kind: str) -> list[str]:
+    """Names of the JSON configs shipped in `mumur/configs/<kind>/` (e.g. `models`, `presets`).
+
+    Raises:
+        ConfigError: no such kind.
+    """
+    return sorted(_packaged(kind))
+
+
+def load_packaged_config(kind: str, name: str) -> Any:
+    """The parsed JSON of `mumur/configs/<kind>/<name>.json`.
+
+    Raises:
+        ConfigError: unknown kind or name (the known names listed), or malformed JSON.
+    """
+    files = _packaged(kind)
+    if name not in files:
+        raise ConfigError(f"unknown {kind} config {name!r}; known: {', '.join(sorted(files))}")
+    try:
+        return json.loads(files[name].read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"configs/{kind}/{name}.json: invalid JSON ({exc})") from None
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply a JSON Merge Patch (RFC 7396) to a copy of `target`.
+
+    Objects merge key by key (recursively), a `null` value deletes the key, any other value
+    (lists included) replaces it. Neither argument is modified.
+
+    Returns:
+        the patched copy.
+    """
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out

@@ -22,13 +22,10 @@ def demo_command(
                                       "zero-shot cross-lingual transfer."),
 ) -> None:
     """Offline end to end: synthesise a corpus, train, evaluate per language, index, search."""
-    from ..demo import DemoConfig, run_demo
+    from ..recipes.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(videos=videos, images=images, seed=seed, workers=workers,
-                     english_only=english_only)
-    if epochs is not None:
-        cfg = DemoConfig(**{**cfg.__dict__, "recipe": cfg.recipe.replace(epochs=epochs)})
-    run_demo(out, cfg)
+    run_demo(out, DemoConfig(videos=videos, images=images, seed=seed, workers=workers,
+                             english_only=english_only, epochs=epochs))
 
 
 def ablation_command(

@@ -28,7 +28,7 @@ def eval_command(
 
     table = None
     if paper_table is not None:  # resolve first: a typo fails before the evaluation runs
-        from ..eval.paper_table import resolve_paper_table
+        from ..recipes.presets import resolve_paper_table
 
         table = resolve_paper_table(paper_table)
     result = evaluate_from_config(config)

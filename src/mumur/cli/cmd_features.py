@@ -57,7 +57,7 @@ def features_command(
 ) -> None:
     """Encode a benchmark split's media with a frozen visual backbone into a feature cache."""
     from ..data import load_benchmark
-    from ..protocols.extract import (
+    from ..data.feature_job import (
         merge_feature_caches,
         parse_shard,
         resolve_frame_encoder,

@@ -31,7 +31,6 @@ __all__ = [
     "load_paper_table",
     "our_values",
     "render_paper_table",
-    "resolve_paper_table",
 ]
 
 _PACKAGE = "mumur.eval"
@@ -117,23 +116,6 @@ def load_paper_table(table_id: str) -> PaperTable:
             raise ConfigError(f"paper table {table_id}: row {row['model']!r} has "
                               f"{len(row['values'])} values for {len(table.columns)} columns")
     return table
-
-
-def resolve_paper_table(name: str) -> PaperTable:
-    """A table by id (`mumur-table1`) or by the name of a preset that reports into it
-    (`mumur-msrvtt9k`, see `mumur.protocols`).
-
-    Raises:
-        ConfigError: neither a table id nor a preset name.
-    """
-    if name in _table_files():
-        return load_paper_table(name)
-    from ..protocols.presets import PRESETS
-
-    if name in PRESETS:
-        return load_paper_table(PRESETS[name].paper_table)
-    raise ConfigError(f"unknown paper table or preset {name!r}; tables: "
-                      f"{', '.join(list_paper_tables())}; presets: {', '.join(sorted(PRESETS))}")
 
 
 def _metric(result: dict, language: str, direction: str, metric: str) -> float | None:

@@ -1,4 +1,5 @@
-"""Method heads (registered in `mumur.registry.HEADS`): `meanP`, `mumur-dcm`.
+"""Method heads (registered in `mumur.registry.HEADS`): `meanP`, `mumur-dcm`; the head contract
+(`RetrievalHead`, `HeadInputs`) is in `base`.
 
 Importing this package registers every head module in it; a new head is one new module here with
 one `@register_head("name")` (it is picked up automatically).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import BRANCHES, HeadConfig, RetrievalHead
+from .base import BRANCHES, HeadConfig, HeadInputs, RetrievalHead
 from .dcm import DCMConfig, DCMHead
 from .meanpool import MeanPoolConfig, MeanPoolHead
 
@@ -18,6 +19,7 @@ __all__ = [
     "DCMConfig",
     "DCMHead",
     "HeadConfig",
+    "HeadInputs",
     "MeanPoolConfig",
     "MeanPoolHead",
     "RetrievalHead",

@@ -1,10 +1,13 @@
 """The offline ablation: one command trains every variant on one synthetic corpus and writes a
 markdown table (plus the JSON behind it).
 
-Variants (`VARIANTS` in `mumur.recipes.offline`): meanP vs DCM vs DCM + frame positions vs DCM +
-temporal transformer (order), English-only vs translate-train, uniform vs random frame sampling.
-All variants share the corpus, the decoded-frame and text caches, the seed and the schedule;
-selection uses the validation split and the numbers are on the test split.
+Variants (`VARIANTS`, from `mumur/configs/ablations/offline.json`: name -> JSON Merge Patch of the
+offline recipe, `null` deleting a key): meanP vs DCM vs DCM + frame positions vs DCM + temporal
+transformer (order), English-only vs translate-train, uniform vs random frame sampling. Random
+sampling draws one of 3 cached frames per segment each epoch (`train.frames_per_segment`; 24 =
+every frame of a synthetic clip); with one cached frame per segment it would equal uniform
+sampling. All variants share the corpus, the decoded-frame and text caches, the seed and the
+schedule; selection uses the validation split and the numbers are on the test split.
 """
 
 from __future__ import annotations
@@ -15,14 +18,24 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .offline import VARIANTS, OfflineRecipe
+from ..config import load_packaged_config
+from ..errors import ConfigError
+from .offline import (
+    OfflineRecipe,
+    evaluate_offline,
+    generate_corpus,
+    load_recipe,
+    summarize,
+    train_offline,
+    with_run_settings,
+)
 
-__all__ = ["run_ablation", "ablation_markdown"]
+__all__ = ["VARIANTS", "ablation_markdown", "run_ablation"]
+
+VARIANTS: dict[str, dict] = load_packaged_config("ablations", "offline")
 
 
 def _row(name: str, evaluation: dict, seconds: float) -> dict:
-    from ..demo import summarize
-
     langs = evaluation["languages"]
     summary = summarize(evaluation)
     return {"variant": name, "en_t2v_R1": summary["en_t2v_R1"],
@@ -32,11 +45,15 @@ def _row(name: str, evaluation: dict, seconds: float) -> dict:
             "train_seconds": seconds}
 
 
-def _vision_text(recipe: OfflineRecipe) -> str:
-    if recipe.vision == "cnn-small-scratch":
-        return f"{recipe.vision} {recipe.image_size}px channels {list(recipe.channels)}"
-    return (f"{recipe.vision} {recipe.image_size}px patch {recipe.patch_size} "
-            f"d{recipe.hidden_size}x{recipe.num_layers}")
+def _recipe_text(recipe: OfflineRecipe) -> str:
+    train, model = recipe.train, recipe.model
+    vision = model["encoders"]["vision"]
+    if isinstance(vision, dict):
+        vision = f"{vision['name']} (" + ", ".join(
+            f"{k} {v}" for k, v in vision.items() if k != "name") + ")"
+    return (f"{train['epochs']} epochs, batch {train['batch_size']}, "
+            f"{model['overrides']['num_frames']} frames, {vision}, embed "
+            f"{model['overrides']['embed_dim']}, seed {train['seed']}")
 
 
 def ablation_markdown(rows: list[dict], corpus_info: dict, recipe: OfflineRecipe) -> str:
@@ -44,14 +61,13 @@ def ablation_markdown(rows: list[dict], corpus_info: dict, recipe: OfflineRecipe
     lines = [
         "# Offline ablation (synthetic world, test videos)",
         "",
-        f"Corpus: synthetic world, seed {corpus_info.get('seed')}, {corpus_info.get('items')} "
-        f"items, {corpus_info.get('languages')} caption languages. Recipe: {recipe.epochs} "
-        f"epochs, batch {recipe.batch_size}, {recipe.num_frames} frames, {_vision_text(recipe)}, "
-        f"embed {recipe.embed_dim}, seed {recipe.seed}. Model selection on the val split; numbers "
-        "on the test split (videos). Produced by `mumur ablation`.",
+        (f"Corpus: synthetic world, seed {corpus_info.get('seed')}, {corpus_info.get('items')} "
+         f"items, {corpus_info.get('languages')} caption languages. Recipe: "
+         f"{_recipe_text(recipe)}. Model selection on the val split; numbers on the test split "
+         "(videos). Produced by `mumur ablation`."),
         "",
-        "| variant | en t2v R@1 | en t2v R@5 | en v2t R@1 | non-en mean t2v R@1 | non-en / en "
-        "| train s |",
+        ("| variant | en t2v R@1 | en t2v R@5 | en v2t R@1 | non-en mean t2v R@1 | non-en / en "
+         "| train s |"),
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -76,10 +92,8 @@ def run_ablation(out: str | Path, corpus: str | Path | None = None, videos: int 
     """Train and evaluate every variant; write `report` (markdown) and `report`.json.
 
     Raises:
-        KeyError: an unknown variant name.
+        ConfigError: an unknown variant name.
     """
-    from ..data.synthetic.generate import SynthConfig, generate
-    from ..demo import DemoConfig, evaluate_offline, train_offline
     from ..model import load_model
 
     console = console or Console()
@@ -88,21 +102,16 @@ def run_ablation(out: str | Path, corpus: str | Path | None = None, videos: int 
     names = variants or list(VARIANTS)
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
-        raise KeyError(f"unknown ablation variants {unknown}; known: {list(VARIANTS)}")
+        raise ConfigError(f"unknown ablation variants {unknown}; known: {list(VARIANTS)}")
+    base = with_run_settings(load_recipe(), seed=seed, workers=workers, epochs=epochs)
     if corpus is None:
-        demo = DemoConfig()
         corpus = out / "corpus"
-        generate(corpus, SynthConfig(videos=videos, images=images, seed=seed,
-                                     val_fraction=demo.val_fraction,
-                                     test_fraction=demo.test_fraction), workers=workers)
+        generate_corpus(base, corpus, videos=videos, images=images, seed=seed, workers=workers)
     corpus = Path(corpus)
-    base = OfflineRecipe(seed=seed, num_workers=workers)
-    if epochs is not None:
-        base = base.replace(epochs=epochs)
     rows = []
     for name in names:
         console.rule(f"[bold]ablation: {name}")
-        recipe = base.replace(**VARIANTS[name])
+        recipe = base.patch(VARIANTS[name])
         start = time.perf_counter()
         result = train_offline(recipe, corpus, out / "runs" / name.replace(" ", "_"),
                                out / "cache")

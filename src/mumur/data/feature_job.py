@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from ..data.dataset import RetrievalDataset
-from ..data.feature_store import FeatureStore, frame_tag, store_folder
-from ..data.features import cache_features
+from .dataset import RetrievalDataset
+from .feature_store import FeatureStore, frame_tag, store_folder
+from .features import cache_features
 from ..errors import ConfigError, FeatureCacheError
 from ..fsutil import atomic_path
 
