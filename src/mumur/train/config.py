@@ -29,7 +29,6 @@ from typing import Any, Union
 from ..errors import ConfigError
 
 __all__ = [
-    "EPOCH_UNITS",
     "DataSpec",
     "ExperimentConfig",
     "ModelSpec",
@@ -54,12 +53,9 @@ class TrainConfig:
     clipping at 1.0.
 
     Args:
-        epochs: passes over the training units (`epoch_unit`; ignored for the length when
-            `max_steps` is set).
-        epoch_unit: what an epoch visits once: `video` (each item, with one random English
-            caption; a deviation from CLIP4Clip / X-Pool, about 20x fewer steps per epoch on
-            MSR-VTT-9k) or `pair` (each (item, English caption) pair, as X-Pool; the paper
-            presets' value). See `mumur.train.data`.
+        epochs: passes over the `epoch_unit`s (ignored for the length when `max_steps` is set).
+        epoch_unit: an epoch visits each `video` once (a deviation: ~20x fewer steps than X-Pool
+            on MSR-VTT-9k) or each (video, English caption) `pair` (X-Pool; `mumur.train.data`).
         max_steps: total optimiser steps; overrides `epochs` for the schedule length.
         batch_size: examples per step (each contributes one en and one ml caption).
         lr: base learning rate of the head (and of every trainable parameter without a group).
@@ -298,13 +294,7 @@ def _from_dict(cls, data, section: str):
 
 
 def train_config_from_dict(data: dict) -> TrainConfig:
-    """Build a `TrainConfig` from a JSON object, checking names, types and ranges.
-
-    Args:
-        data: the `train` section.
-
-    Returns:
-        The config.
+    """Build a `TrainConfig` from the `train` section, checking names, types and ranges.
 
     Raises:
         ConfigError: naming the offending field (`train.<name>`).
