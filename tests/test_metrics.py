@@ -5,6 +5,8 @@ import pytest
 
 from mumur.eval.metrics import (
     BlockSimilarity,
+    retrieval_metrics,
+    retrieval_ranks,
     sum_r,
     t2v_metrics,
     t2v_ranks,
@@ -18,11 +20,15 @@ def brute_t2v(sim, caption_item):
 
 
 def brute_v2t_caption(sim, caption_item):
+    # best own caption, ranked among the OTHER items' captions (an item's own captions never
+    # count against it, issue 8 fault e)
     ranks = []
     for v in range(sim.shape[1]):
         own = [c for c in range(len(sim)) if caption_item[c] == v]
+        others = [c for c in range(len(sim)) if caption_item[c] != v]
         if own:
-            ranks.append(min((sim[:, v] >= sim[c, v]).sum() for c in own))
+            best = max(sim[c, v] for c in own)
+            ranks.append(1 + sum(sim[c, v] >= best for c in others))
     return np.array(ranks)
 
 
@@ -87,6 +93,20 @@ def test_several_captions_per_item_caption_protocol():
     assert m["n_queries"] == 2 and m["n_candidates"] == 3 and m["R1"] == 50.0
 
 
+def test_v2t_caption_protocol_own_captions_tying_do_not_count():
+    # item 0's two captions tie for best (0.9): rank 1, not 2; item 1 is tied by one other
+    # item's caption (0.6 >= 0.6): rank 2, while its own second caption (0.6) never counts.
+    sim = np.array([[0.9, 0.6],
+                    [0.9, 0.1],
+                    [0.5, 0.6],
+                    [0.2, 0.6]])
+    caption_item = [0, 0, 1, 1]
+    assert v2t_ranks(sim, caption_item).tolist() == [1, 2]
+    assert v2t_metrics(sim, caption_item)["R1"] == 50.0
+    # a constant scorer: the other items' captions all tie with the best own caption
+    assert v2t_ranks(np.ones((4, 2)), caption_item).tolist() == [3, 3]
+
+
 def test_group_protocol_known_answer():
     sim = np.array([[0.1, 0.9],
                     [0.8, 0.88],
@@ -130,6 +150,33 @@ def test_block_similarity_never_needs_full_matrix():
     assert (v2t_metrics(lazy, caption_item, "group", 8)
             == v2t_metrics(full, caption_item, "group"))
     assert max(seen) <= 8 * 40
+
+
+@pytest.mark.parametrize("protocol", ["caption", "group"])
+def test_one_pass_reads_each_score_once_in_bounded_blocks(protocol):
+    rng = np.random.default_rng(3)
+    n_captions, n_items = 37, 23
+    sim = rng.integers(0, 5, size=(n_captions, n_items)).astype(float)  # many ties
+    caption_item = rng.integers(0, n_items - 3, size=n_captions)  # unsorted; 3+ items uncaptioned
+    reads = np.zeros(sim.shape, dtype=int)
+    shapes = []
+
+    def block(rows, cols):
+        reads[rows, cols] += 1
+        shapes.append((rows.stop - rows.start, cols.stop - cols.start))
+        return sim[rows, cols]
+
+    lazy = BlockSimilarity(sim.shape, block)
+    ranks = retrieval_ranks(lazy, caption_item, protocol, caption_block=5, item_block=4)
+    assert (reads == 1).all()  # every score computed exactly once, for both directions
+    assert max(r for r, _ in shapes) <= 5 and max(c for _, c in shapes) <= 4
+    brute_v2t = brute_v2t_caption if protocol == "caption" else brute_v2t_group
+    assert (ranks.t2v == brute_t2v(sim, caption_item)).all()
+    assert (ranks.v2t == brute_v2t(sim, caption_item)).all()
+    for caption_block, item_block in ((1, 1), (3, 7), (100, 100)):
+        t2v, v2t = retrieval_metrics(sim, caption_item, protocol, caption_block, item_block)
+        assert t2v == t2v_metrics(sim, caption_item)
+        assert v2t == v2t_metrics(sim, caption_item, protocol)
 
 
 def test_sum_r_and_bad_inputs():

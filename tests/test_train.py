@@ -178,6 +178,79 @@ def test_caption_sampler_translate_train():
         CaptionSampler(ds, ml_languages=["ko"])
 
 
+def test_epoch_unit_pair_visits_every_caption_pair():
+    ds = tiny_dataset()  # 12 items x 2 English captions
+    assert len(CaptionSampler(ds, seed=1)) == 12
+    sampler = CaptionSampler(ds, seed=1, epoch_unit="pair")
+    assert len(sampler) == 24  # X-Pool: one example per (video, caption) pair
+    ex = sampler.epoch_examples(0)
+    pairs = sorted((i, t) for i, lang, t in ds.captions if lang == "en")
+    assert sorted((e.item, e.text_en) for e in ex) == pairs
+    assert all(e.text_en == f"item {e.item} en {'ab'[e.pair]}" for e in ex)
+    assert ex == sampler.epoch_examples(0)  # deterministic per epoch
+    assert [e.item for e in ex] != [e.item for e in sampler.epoch_examples(1)]
+    for e in ex:  # one de/fr caption per item (not a per-caption translation): drawn at random
+        assert e.ml_language != "en" and e.text_ml == f"item {e.item} {e.ml_language}"
+    # translate-train layout (caption k of a language translates English caption k): aligned
+    aligned = RetrievalDataset("t", "train", ["v0", "v1"], [
+        (i, lang, f"{lang} {i} {k}") for i in range(2) for lang in ("en", "de") for k in range(3)])
+    for e in CaptionSampler(aligned, epoch_unit="pair").epoch_examples(0):
+        assert e.text_ml == e.text_en.replace("en", "de")
+    with pytest.raises(ConfigError, match="epoch_unit"):
+        CaptionSampler(ds, epoch_unit="caption")
+
+
+def test_epoch_unit_pair_batches_are_resumable_and_draw_frames_per_pair():
+    ds = tiny_dataset()
+    data = tiny_batches(ds, sampling="random", epoch_unit="pair")
+    assert data.num_batches() == 6  # 24 pairs / 4 (video: 3)
+    seen = [data.batch(1, i) for i in range(6)]
+    fresh = tiny_batches(ds, sampling="random", epoch_unit="pair")  # a resumed process
+    for i in (4, 2):
+        b = fresh.batch(1, i)
+        for key in b:
+            assert torch.equal(b[key], seen[i][key])
+    # the two pairs of an item draw their frames independently (item 0: 8 candidates)
+    frames = {}
+    for e, b in zip(fresh._examples(1), torch.cat([x["frame_features"] for x in seen])):
+        frames.setdefault(e.item, []).append(b)
+    assert any(not torch.equal(*frames[i]) for i in range(3, 12))
+
+
+def test_epoch_unit_in_train_config(m30k_dir, tmp_path, monkeypatch):
+    import mumur.train.experiment as experiment
+    from mumur.train import train_from_config
+
+    assert train_config_from_dict({}).epoch_unit == "video"
+    assert train_config_from_dict({"epoch_unit": "pair"}).epoch_unit == "pair"
+    with pytest.raises(ConfigError, match="train.epoch_unit"):
+        train_config_from_dict({"epoch_unit": "caption"})
+    units = []
+
+    class Recording(CaptionSampler):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            units.append(self.epoch_unit)
+
+    monkeypatch.setattr(experiment, "CaptionSampler", Recording)
+    train_from_config(_write_config(m30k_dir, epoch_unit="pair", max_steps=1, validate=False),
+                      tmp_path / "run")
+    assert units == ["pair"]
+
+
+def test_logit_scale_init_is_reachable_from_a_train_config(m30k_dir):
+    # CLIP4Clip / X-Pool start from CLIP's learned scale 100; the head default is CLIP's 1/0.07
+    from mumur.train.experiment import build_model
+
+    config = json.loads(_write_config(m30k_dir).read_text())
+    config["model"]["overrides"]["logit_scale_init"] = math.log(100)
+    model = build_model(parse_experiment_config(config, m30k_dir).model)
+    assert model.head.logit_scale().item() == pytest.approx(100.0)
+    assert build_model(parse_experiment_config(
+        json.loads(_write_config(m30k_dir).read_text()), m30k_dir).model
+    ).head.logit_scale().item() == pytest.approx(1 / 0.07)
+
+
 def test_train_batches_shapes_and_determinism():
     ds = tiny_dataset()
     data = tiny_batches(ds, sampling="random")

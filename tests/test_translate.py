@@ -183,6 +183,9 @@ def test_code_tables_match_the_tokenizers():
     assert sorted(MBART50_CODES.values()) == sorted(MB50)
     assert set(NLLB_CODES.values()) <= set(NLLB)
     assert len(set(NLLB_CODES.values())) == len(NLLB_CODES)  # no two tags share a code
+    from mumur.translate.codes import _NLLB_SCRIPT_VARIANTS
+
+    assert set(_NLLB_SCRIPT_VARIANTS.values()) <= set(NLLB)
 
 
 @pytest.mark.parametrize("family,lang,code", [
@@ -205,6 +208,55 @@ def test_unsupported_language_is_a_typed_error(family, lang):
         language_code(family, lang)
     assert err.value.language == lang and err.value.family == family
     assert lang in str(err.value)
+
+
+@pytest.mark.parametrize("tag,canon", [
+    ("zh-Hant", "zh-tw"), ("zh-Hant-TW", "zh-tw"), ("zh-Hant-HK", "zh-tw"), ("zh-MO", "zh-tw"),
+    ("zh-Hans-CN", "zh"), ("zh-SG", "zh"), ("sr-Latn", "sr-latn"), ("sr_Latn_RS", "sr-latn"),
+    ("sr-Cyrl", "sr-cyrl"), ("sr-RS", "sr"), ("de-Latn", "de"), ("ru-Latn", "ru-latn"),
+])
+def test_script_subtags_survive_normalisation(tag, canon):
+    assert normalize_language(tag) == canon
+
+
+@pytest.mark.parametrize("family,lang,code", [
+    ("nllb", "zh-Hant-TW", "zho_Hant"), ("nllb", "zh-Hant-HK", "zho_Hant"),
+    ("nllb", "zh-HK", "zho_Hant"), ("nllb", "zh-Hans-CN", "zho_Hans"),
+    ("nllb", "sr-Cyrl", "srp_Cyrl"), ("nllb", "sr-Cyrl-RS", "srp_Cyrl"),
+    ("nllb", "ks-Deva", "kas_Deva"), ("nllb", "de-Latn", "deu_Latn"),
+    ("m2m100", "zh-Hans-SG", "zh"), ("mbart50", "zh-Hans", "zh_CN"), ("mbart50", "ru-Cyrl", "ru_RU"),
+])
+def test_script_subtags_map_to_the_script_code(family, lang, code):
+    assert language_code(family, lang) == code
+
+
+@pytest.mark.parametrize("family,lang,reason", [
+    ("nllb", "sr-Latn", "no sr code in Latn script"), ("nllb", "uz-Cyrl", "no uz code in Cyrl"),
+    ("nllb", "zh-Latn", "no zh code in Latn"), ("m2m100", "sr-Latn", "does not select the Latn"),
+    ("m2m100", "sr-Cyrl", "does not select the Cyrl"), ("m2m100", "zh-Hant-TW", "Traditional"),
+    ("m2m100", "zh-HK", "Traditional"), ("mbart50", "zh-Hant-HK", "Traditional"),
+    ("mbart50", "ru-Latn", "does not select the Latn"), ("mbart50", "sr-Latn", "supported"),
+])
+def test_script_subtags_a_family_cannot_express_are_refused(family, lang, reason):
+    with pytest.raises(UnsupportedLanguageError, match=reason) as err:
+        language_code(family, lang)
+    assert err.value.language == lang and err.value.family == family
+    assert lang in str(err.value) and family in str(err.value) and "\n" not in str(err.value)
+
+
+def test_marian_script_subtags(loaded):
+    assert marian_target_tokens("sr-Latn") == [">>srp_Latn<<"]
+    assert marian_target_tokens("sr-Cyrl") == [">>srp_Cyrl<<"]
+    multi = loaded("marian-multi")  # target tokens >>de<<, >>fra<<, >>cmn_Hans<<
+    assert multi.target_token("zh-Hans-CN") == ">>cmn_Hans<<"
+    with pytest.raises(UnsupportedLanguageError, match="zh-Hant-TW"):
+        multi.target_token("zh-Hant-TW")  # not silently Simplified
+    with pytest.raises(UnsupportedLanguageError, match="marian"):
+        multi.target_token("sr-Latn")
+    per_pair = loaded("marian-de")  # opus-mt-en-de: no target tokens
+    assert per_pair.target_token("de-Latn") is None
+    with pytest.raises(UnsupportedLanguageError, match="cannot select the script of 'de-Cyrl'"):
+        per_pair.target_token("de-Cyrl")
 
 
 def test_normalize_and_marian_tokens():

@@ -1,9 +1,14 @@
 """Evaluation runner: t2v and v2t for every caption language of a dataset.
 
 The media side is encoded once (frame features -> the head's query-independent per-frame states);
-each language's captions are encoded with the branch that language uses, and the similarity is
-computed block by block (`BlockSimilarity`), so large test sets never build a full matrix of DCM
-states.
+each language's captions are encoded with the branch that language uses, and the scores are read
+in (caption block x item block) pieces, each computed once for both directions
+(`metrics.retrieval_ranks`), so memory stays bounded by one block whatever the gallery size.
+Scoring goes through the head's precompute/score pair (`index_state` / `score_index_state`, equal
+to `similarity` in eval mode): for DCM that folds the d x d projections into the frames once per
+item block instead of once per (caption, item) pair, about 40x less arithmetic.
+
+The head is called in two places only, `media_states` and `_ItemBlockScorer`.
 """
 
 from __future__ import annotations
@@ -18,13 +23,21 @@ import torch
 
 from ..data.dataset import RetrievalDataset
 from ..errors import ConfigError, DatasetError
-from .metrics import BlockSimilarity, sum_r, t2v_metrics, v2t_metrics
+from .metrics import (
+    DEFAULT_CHUNK,
+    DEFAULT_ITEM_BLOCK,
+    BlockSimilarity,
+    retrieval_metrics,
+    sum_r,
+)
 
 __all__ = [
     "MediaStates",
+    "media_states",
     "encode_dataset_media",
     "evaluate",
     "evaluate_states",
+    "evaluate_embeddings",
     "branch_for_language",
     "evaluate_from_config",
 ]
@@ -36,6 +49,44 @@ class MediaStates:
 
     frames_ctx: torch.Tensor  # (B, T, d)
     mask: torch.Tensor  # (B, T) bool
+
+
+@torch.no_grad()
+def media_states(model, frame_features, mask, batch_size: int = 256) -> MediaStates:
+    """The head's per-frame states of raw frame features, `batch_size` items at a time.
+
+    Args:
+        model: a `RetrievalModel`.
+        frame_features: (B, T, Dv) array or tensor; mask: (B, T) bool.
+    """
+    features = torch.as_tensor(frame_features, dtype=torch.float32)
+    mask = torch.as_tensor(mask, dtype=torch.bool)
+    ctx = [model.head.contextualize(features[s:s + batch_size].to(model.device),
+                                    mask[s:s + batch_size].to(model.device))
+           for s in range(0, len(features), batch_size)]
+    return MediaStates(torch.cat(ctx), mask.to(model.device))
+
+
+class _ItemBlockScorer:
+    """`BlockSimilarity` callable: scores of text rows against an item block.
+
+    The head's query-independent state of the current item block is kept between calls;
+    `retrieval_ranks` visits item blocks outermost, so each block is prepared twice in all.
+    """
+
+    def __init__(self, model, text_emb: torch.Tensor, states: MediaStates, branch: str):
+        self.model, self.text_emb, self.states, self.branch = model, text_emb, states, branch
+        self._cols: tuple[int, int] | None = None
+        self._state: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, rows: slice, cols: slice) -> np.ndarray:
+        head, mask = self.model.head, self.states.mask[cols]
+        if self._cols != (cols.start, cols.stop):
+            self._state = head.index_state(self.states.frames_ctx[cols], mask, self.branch)
+            self._cols = (cols.start, cols.stop)
+        scores, _ = head.score_index_state(self.text_emb[rows], self._state, mask, self.branch)
+        return scores.float().cpu().numpy()  # (rows, cols)
 
 
 def branch_for_language(model, language: str) -> str:
@@ -92,18 +143,43 @@ def encode_dataset_media(model, dataset: RetrievalDataset, *, batch_size: int = 
         mask = np.stack(masks)
     else:
         features, mask = frame_features
-    features_t = torch.as_tensor(features, dtype=torch.float32)
-    mask_t = torch.as_tensor(mask, dtype=torch.bool)
-    ctx = [model.head.contextualize(features_t[s:s + 256], mask_t[s:s + 256])
-           for s in range(0, len(features_t), 256)]
-    return MediaStates(torch.cat(ctx), mask_t)
+    return media_states(model, features, mask)
+
+
+@torch.no_grad()
+def evaluate_embeddings(model, text_emb: torch.Tensor, caption_item, states: MediaStates,
+                        branch: str, *, protocol: str = "caption",
+                        caption_block: int = DEFAULT_CHUNK,
+                        item_block: int = DEFAULT_ITEM_BLOCK) -> dict:
+    """t2v and v2t metrics of embedded captions against media states, each score computed once.
+
+    Args:
+        model: a `RetrievalModel` (its head scores).
+        text_emb: (N, d) caption embeddings of `branch`; caption_item: (N,) their item indices.
+        states: the gallery (`encode_dataset_media` / `media_states`).
+        protocol: v2t protocol, "caption" or "group" (`metrics.v2t_ranks`).
+        caption_block, item_block: block shape; the head's intermediates scale with their
+            product (DCM: caption_block x item_block x d floats per tensor).
+
+    Returns:
+        ``{"t2v": {...}, "v2t": {...}, "SumR": float}``.
+    """
+    model.eval()
+    caption_item = np.asarray(caption_item, dtype=np.int64)
+    order = np.argsort(caption_item, kind="stable")  # an item's captions in one run of rows
+    text_emb = text_emb[torch.as_tensor(order, device=text_emb.device)]
+    sim = BlockSimilarity((len(order), len(states.mask)),
+                          _ItemBlockScorer(model, text_emb, states, branch))
+    t2v, v2t = retrieval_metrics(sim, caption_item[order], protocol, caption_block, item_block)
+    return {"t2v": t2v, "v2t": v2t, "SumR": sum_r(t2v, v2t)}
 
 
 @torch.no_grad()
 def evaluate_states(model, dataset: RetrievalDataset, states: MediaStates, *,
                     languages: list[str] | None = None, protocol: str = "caption",
-                    text_batch_size: int = 256, block: int = 256) -> dict:
-    """Metrics per language from precomputed media states.
+                    text_batch_size: int = 256, caption_block: int = DEFAULT_CHUNK,
+                    item_block: int = DEFAULT_ITEM_BLOCK) -> dict:
+    """Metrics per language from precomputed media states (`evaluate_embeddings` per language).
 
     Returns:
         ``{"languages": {lang: {"t2v": {...}, "v2t": {...}, "SumR": float, "branch": str}}}``.
@@ -118,27 +194,23 @@ def evaluate_states(model, dataset: RetrievalDataset, states: MediaStates, *,
         branch = branch_for_language(model, lang)
         text_emb = torch.cat([model.encode_text(texts[s:s + text_batch_size], branch=branch)
                               for s in range(0, len(texts), text_batch_size)])
-
-        def sim_block(rows: slice, cols: slice, text_emb=text_emb, branch=branch) -> np.ndarray:
-            return model.score(text_emb[rows], states.frames_ctx[cols], states.mask[cols],
-                               branch=branch).float().numpy()
-
-        sim = BlockSimilarity((len(texts), len(dataset)), sim_block)
-        t2v = t2v_metrics(sim, caption_item, chunk_size=block)
-        v2t = v2t_metrics(sim, caption_item, protocol=protocol, chunk_size=block)
-        out["languages"][lang] = {"t2v": t2v, "v2t": v2t, "SumR": sum_r(t2v, v2t),
-                                  "branch": branch}
+        result = evaluate_embeddings(model, text_emb, caption_item, states, branch,
+                                     protocol=protocol, caption_block=caption_block,
+                                     item_block=item_block)
+        out["languages"][lang] = {**result, "branch": branch}
     return out
 
 
 def evaluate(model, dataset: RetrievalDataset, *, languages: list[str] | None = None,
              protocol: str = "caption", batch_size: int = 16, num_workers: int = 1,
-             progress: bool = True) -> dict:
+             progress: bool = True, caption_block: int = DEFAULT_CHUNK,
+             item_block: int = DEFAULT_ITEM_BLOCK) -> dict:
     """Encode `dataset`'s media with `model` and compute t2v/v2t metrics for every language."""
     start = time.perf_counter()
     states = encode_dataset_media(model, dataset, batch_size=batch_size,
                                   num_workers=num_workers, progress=progress)
-    result = evaluate_states(model, dataset, states, languages=languages, protocol=protocol)
+    result = evaluate_states(model, dataset, states, languages=languages, protocol=protocol,
+                             caption_block=caption_block, item_block=item_block)
     result["eval_seconds"] = time.perf_counter() - start
     result["dataset"] = {"name": dataset.name, "split": dataset.split, "items": len(dataset)}
     return result
@@ -148,7 +220,8 @@ def evaluate_from_config(config_path: str | Path) -> dict:
     """Run the evaluation described by a JSON config.
 
     Config keys: ``model`` (a saved model folder), ``data`` (``{"benchmark", "root", "split",
-    ...adapter options}``), optional ``languages``, ``protocol``, ``batch_size``, ``num_workers``.
+    ...adapter options}``), optional ``languages``, ``protocol``, ``batch_size``, ``num_workers``,
+    ``caption_block``, ``item_block`` (score block shape, `evaluate_embeddings`).
     """
     from ..data import load_benchmark
     from ..model import load_model
@@ -173,4 +246,6 @@ def evaluate_from_config(config_path: str | Path) -> dict:
     model = load_model(model_path)
     return evaluate(model, dataset, languages=cfg.get("languages"),
                     protocol=cfg.get("protocol", "caption"),
-                    batch_size=cfg.get("batch_size", 16), num_workers=cfg.get("num_workers", 1))
+                    batch_size=cfg.get("batch_size", 16), num_workers=cfg.get("num_workers", 1),
+                    caption_block=cfg.get("caption_block", DEFAULT_CHUNK),
+                    item_block=cfg.get("item_block", DEFAULT_ITEM_BLOCK))

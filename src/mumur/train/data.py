@@ -1,11 +1,20 @@
 """Training batches from a `RetrievalDataset`.
 
-Each epoch every training item appears once (in a seeded random order) with
+An epoch is a seeded random order of training units (`epoch_unit`):
+- `video` (the default): every item once, with one English caption drawn at random. Deviation
+  from CLIP4Clip / X-Pool (the code MuMUR builds on), whose epoch iterates every (video, English
+  caption) pair: on MSR-VTT-9k (20 captions a video) that is about 20x fewer steps per epoch, so
+  the papers' epoch counts (5 for MSR-VTT) mean far less training here.
+- `pair` (paper-faithful): every (item, English caption) pair once; an item with k captions is
+  seen k times an epoch (possibly twice in one batch, as in X-Pool).
+Each example carries
 - one English caption for the English branch, and
 - one caption in a non-English language for the multilingual branch, the language drawn uniformly
   among the item's available non-English languages (the translate-train setting of MuMUR §4;
   restricted to `ml_languages` when given), or, in English-only training, an English caption
-  (`en_only_ml="english"`) or nothing (`"disabled"`, the ml branch is not trained).
+  (`en_only_ml="english"`) or nothing (`"disabled"`, the ml branch is not trained). With `pair`,
+  when the drawn language has as many captions as English (the layout `mumur translate` writes:
+  caption k is the translation of English caption k) the pair's own translation is used.
 
 Frames come from a cache built once (`FeatureFrameSource`: frozen-backbone frame features;
 `PixelFrameSource`: decoded, resized and centre-cropped uint8 frames in a memory-mapped `.npy`),
@@ -27,6 +36,7 @@ import torch
 
 from ..data.dataset import RetrievalDataset
 from ..errors import ConfigError, DatasetError
+from .config import EPOCH_UNITS
 
 __all__ = [
     "BatchSource",
@@ -47,12 +57,14 @@ _ORDER, _CAPTIONS, _FRAMES = 0, 1, 2
 
 @dataclass(frozen=True)
 class TrainExample:
-    """One item of an epoch: its index, the en caption and the ml caption (and its language)."""
+    """One example of an epoch: the item, the en caption and the ml caption (and its language);
+    `pair` is the index of the English caption among the item's with `epoch_unit="pair"`."""
 
     item: int
     text_en: str
     text_ml: str | None
     ml_language: str | None
+    pair: int | None = None
 
 
 class CaptionSampler:
@@ -64,6 +76,8 @@ class CaptionSampler:
         en_only: English-only training.
         en_only_ml: with `en_only`: `english` (ml branch gets English captions) or `disabled`.
         seed: base seed of the epoch plans.
+        epoch_unit: `video` (each item once an epoch, a deviation from X-Pool, see the module
+            docstring) or `pair` (each (item, English caption) pair once, as X-Pool).
 
     Items without an English caption, or (when the ml branch samples non-English captions)
     without a caption in an allowed language, are left out; `skipped` counts them.
@@ -73,10 +87,14 @@ class CaptionSampler:
     """
 
     def __init__(self, dataset: RetrievalDataset, *, ml_languages: Sequence[str] | None = None,
-                 en_only: bool = False, en_only_ml: str = "english", seed: int = 0):
+                 en_only: bool = False, en_only_ml: str = "english", seed: int = 0,
+                 epoch_unit: str = "video"):
         if en_only_ml not in ("english", "disabled"):
             raise ConfigError(f"en_only_ml must be 'english' or 'disabled', got {en_only_ml!r}")
+        if epoch_unit not in EPOCH_UNITS:
+            raise ConfigError(f"epoch_unit must be one of {EPOCH_UNITS}, got {epoch_unit!r}")
         self.seed = seed
+        self.epoch_unit = epoch_unit
         self.en_only = en_only
         self.ml_enabled = not (en_only and en_only_ml == "disabled")
         allowed = None if ml_languages is None else set(ml_languages) - {"en"}
@@ -98,32 +116,38 @@ class CaptionSampler:
         self._en = en
         # Languages in sorted order so the draw does not depend on caption file order.
         self._ml = [{lang: ml[i][lang] for lang in sorted(ml[i])} for i in range(len(dataset))]
+        # (item, English caption index); None = drawn per epoch (`video`).
+        self._units = ([(i, None) for i in self.items] if epoch_unit == "video" else
+                       [(i, k) for i in self.items for k in range(len(en[i]))])
 
     @property
     def branches(self) -> tuple[str, ...]:
         return ("en", "ml") if self.ml_enabled else ("en",)
 
     def __len__(self) -> int:
-        return len(self.items)
+        """Examples per epoch: items (`video`) or (item, English caption) pairs (`pair`)."""
+        return len(self._units)
 
     def epoch_examples(self, epoch: int) -> list[TrainExample]:
         """The shuffled examples of `epoch` (deterministic in `(seed, epoch)`)."""
-        order = np.random.default_rng([self.seed, epoch, _ORDER]).permutation(len(self.items))
+        order = np.random.default_rng([self.seed, epoch, _ORDER]).permutation(len(self._units))
         rng = np.random.default_rng([self.seed, epoch, _CAPTIONS])
         out = []
-        for k in order:
-            item = self.items[k]
-            text_en = self._en[item][rng.integers(len(self._en[item]))]
+        for u in order:
+            item, pair = self._units[u]
+            en = self._en[item]
+            text_en = en[rng.integers(len(en))] if pair is None else en[pair]
             text_ml = lang = None
-            if self.ml_enabled and self.en_only:
-                lang = "en"
-                text_ml = self._en[item][rng.integers(len(self._en[item]))]
-            elif self.ml_enabled:
-                langs = list(self._ml[item])
-                lang = langs[rng.integers(len(langs))]
-                texts = self._ml[item][lang]
-                text_ml = texts[rng.integers(len(texts))]
-            out.append(TrainExample(int(item), text_en, text_ml, lang))
+            if self.ml_enabled:
+                if self.en_only:
+                    lang, texts = "en", en
+                else:
+                    langs = list(self._ml[item])
+                    lang = langs[rng.integers(len(langs))]
+                    texts = self._ml[item][lang]
+                aligned = pair is not None and len(texts) == len(en)  # texts[k] translates en[k]
+                text_ml = texts[pair] if aligned else texts[rng.integers(len(texts))]
+            out.append(TrainExample(int(item), text_en, text_ml, lang, pair))
         return out
 
     def fixed_examples(self) -> list[TrainExample]:
@@ -282,7 +306,7 @@ class TrainBatches:
     Args:
         sampler: the caption sampler (its items index the frame source).
         frames: the frame source.
-        batch_size: items per batch.
+        batch_size: examples per batch.
         frame_sampling: `uniform` or `random` (re-drawn every epoch).
         text_en, text_ml: optional `TextFeatureTable`s; with one, the batch carries
             `text_<branch>_features (B, Dt)` instead of the strings `text_<branch>`.
@@ -301,12 +325,15 @@ class TrainBatches:
         self.batch_size = batch_size
         self.frame_sampling = frame_sampling
         self.text_tables = {"en": text_en, "ml": text_ml}
-        self.drop_last = drop_last and len(sampler) >= batch_size
         self.fixed = fixed
+        self.drop_last = drop_last and self._examples_per_epoch() >= batch_size
         self._plan: tuple[int, list[TrainExample]] | None = None
 
+    def _examples_per_epoch(self) -> int:
+        return len(self.sampler.items) if self.fixed else len(self.sampler)
+
     def num_batches(self) -> int:
-        n = len(self.sampler)
+        n = self._examples_per_epoch()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _examples(self, epoch: int) -> list[TrainExample]:
@@ -322,8 +349,10 @@ class TrainBatches:
             raise IndexError(f"batch {index} out of range (0..{self.num_batches() - 1})")
         examples = self._examples(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
         items = [ex.item for ex in examples]
-        rngs = [np.random.default_rng([self.sampler.seed, epoch, _FRAMES, item])
-                if self.frame_sampling == "random" else None for item in items]
+        # Each pair of an item draws its own frames (`pair` is None with epoch_unit="video").
+        rngs = [np.random.default_rng([self.sampler.seed, epoch, _FRAMES, ex.item]
+                                      + ([] if ex.pair is None else [ex.pair]))
+                if self.frame_sampling == "random" else None for ex in examples]
         batch = dict(self.frames.get(items, self.frame_sampling, rngs))
         for branch in self.sampler.branches:
             texts = [getattr(ex, f"text_{branch}") for ex in examples]

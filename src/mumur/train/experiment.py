@@ -255,7 +255,7 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
     sampling = cfg.frame_sampling or model.config.frame_sampling
 
     sampler = CaptionSampler(train_ds, ml_languages=cfg.ml_languages, en_only=cfg.en_only,
-                             en_only_ml=cfg.en_only_ml, seed=cfg.seed)
+                             en_only_ml=cfg.en_only_ml, seed=cfg.seed, epoch_unit=cfg.epoch_unit)
     frames = _frame_source(model, train_ds, frozen["vision"], num_frames,
                            num_frames * cfg.frames_per_segment, cache_dir, cfg)
     datasets = [train_ds] + ([val_ds] if val_ds is not None else [])

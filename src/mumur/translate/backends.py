@@ -217,11 +217,17 @@ class Seq2SeqTranslator:
                 log.warning("cannot tell the target language of %s from its name; assuming %s",
                             self.name, target_language)
             return None
-        if normalize_language(pair[1]) != normalize_language(target_language).split("-")[0]:
+        target, named = normalize_language(target_language), normalize_language(pair[1])
+        if named.split("-")[0] != target.split("-")[0]:
             raise UnsupportedLanguageError(
                 target_language, "marian",
                 f"{self.name} translates {pair[0]}->{pair[1]} only; use one model per pair, "
                 "e.g. --model 'Helsinki-NLP/opus-mt-en-{tgt}'")
+        if target != named:  # a script (zh-tw, sr-latn) the model's name does not give
+            raise UnsupportedLanguageError(
+                target_language, "marian",
+                f"{self.name} has no target tokens, so it cannot select the script of "
+                f"{target_language!r}")
         return None
 
     def check_source(self, source_language: str) -> None:

@@ -13,6 +13,15 @@ Users name languages with ISO 639-1 tags (`de`, `zh`, optionally with a region o
 - mBART-50 (`facebook/mbart-large-50-many-to-many-mmt`, Tang et al. 2020): `de_DE`, `fr_XX`,
   `zh_CN`, `ja_XX`, ...
 
+Script subtags (BCP 47: `sr-Latn`, `zh-Hant`, `zh-Hant-TW`; for Chinese the region implies the
+script: TW/HK/MO Traditional, CN/SG/MY Simplified) are honoured or refused, never dropped. A family
+honours a script only with a code that names it: NLLB codes carry their script (`zho_Hant`,
+`srp_Cyrl`; there is no `srp_Latn`), multi-target Marian models have `>>srp_Latn<<`-style tokens.
+M2M100 and mBART-50 codes carry no script: their `zh` / `zh_CN` is Simplified Chinese (no
+Traditional code), and for other languages written in several scripts (`sr`, `uz`, `az`, ...)
+the code does not say which, so an explicit script is refused there with an
+`UnsupportedLanguageError` naming the tag and the family.
+
 The code tables are the ones the checkpoints' tokenizers define (transformers
 `tokenization_m2m_100.py`, `tokenization_nllb.py`, `tokenization_mbart50.py`); the test suite checks
 every value here against those lists.
@@ -35,9 +44,12 @@ __all__ = [
 
 FAMILIES = ("marian", "m2m100", "nllb", "mbart50")
 
-# Region/script variants that change the written form; everything else maps to its base tag.
-_TRADITIONAL_CHINESE = {"zh-tw", "zh-hk", "zh-mo", "zh-hant"}
-_SIMPLIFIED_CHINESE = {"zh-cn", "zh-sg", "zh-hans"}
+# Chinese regions that imply a script; canonical tags: `zh` (Simplified), `zh-tw` (Traditional).
+_TRADITIONAL_REGIONS = {"tw", "hk", "mo"}
+_SIMPLIFIED_REGIONS = {"cn", "sg", "my"}
+# Languages commonly written in more than one script: a code without a script (M2M100 `sr`,
+# opus-mt `>>sr<<`) does not say which one it produces.
+_MULTI_SCRIPT = {"sr", "bs", "uz", "az", "kk", "tg", "mn", "pa", "sd", "ks", "ku", "ms"}
 # Deprecated or alternative ISO 639-1 tags -> the tag used here.
 _ALIASES = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "nb": "no", "fil": "tl"}
 
@@ -111,18 +123,35 @@ _ISO639_3_MACRO = {
     "mg": "mlg", "ay": "aym", "ff": "ful", "zh": "zho", "zh-tw": "zho", "no": "nor", "et": "est",
 }
 
+# NLLB codes in a script other than the language's default (FAIRSEQ_LANGUAGE_CODES), keyed by
+# canonical tag; zh-tw -> zho_Hant is in NLLB_CODES itself.
+_NLLB_SCRIPT_VARIANTS = {"ks-deva": "kas_Deva"}
+
 _TABLES = {"m2m100": M2M100_CODES, "nllb": NLLB_CODES, "mbart50": MBART50_CODES}
 
 
+def _split_script(canon: str) -> tuple[str, str | None]:
+    """`sr-latn` -> (`sr`, `Latn`); `de` -> (`de`, None). `zh-tw` is a table key, not a script."""
+    base, _, script = canon.partition("-")
+    return (base, script.title()) if script and canon != "zh-tw" else (canon, None)
+
+
+def _default_script(base: str) -> str | None:
+    code = NLLB_CODES.get(base)
+    return code.split("_")[1] if code else None
+
+
 def normalize_language(tag: str) -> str:
-    """Canonical form of a language tag: lower-case ISO 639-1, with `zh-tw` for Traditional Chinese.
+    """Canonical form of a language tag: lower-case ISO 639-1, plus the script where it matters.
 
     Args:
-        tag: `de`, `DE`, `zh_CN`, `zh-Hant`, `pt-BR`, ...
+        tag: `de`, `DE`, `zh_CN`, `zh-Hant-TW`, `pt-BR`, `sr-Latn`, ...
 
     Returns:
-        The base tag (`pt-BR` -> `pt`), except Traditional Chinese (`zh-TW`, `zh-HK`, `zh-Hant`),
-        which is `zh-tw` because it is written differently.
+        The base tag (`pt-BR` -> `pt`, `de-Latn` -> `de`); Chinese is `zh` (Simplified: `zh-CN`,
+        `zh-Hans`) or `zh-tw` (Traditional: `zh-TW`, `zh-HK`, `zh-MO`, `zh-Hant`, `zh-Hant-HK`);
+        an explicit script stays when it is not the language's only one or not its usual one
+        (`sr-Latn` -> `sr-latn`, `sr-Cyrl` -> `sr-cyrl`, `ru-Latn` -> `ru-latn`).
 
     Raises:
         UnsupportedLanguageError: for an empty tag.
@@ -130,12 +159,18 @@ def normalize_language(tag: str) -> str:
     t = str(tag).strip().lower().replace("_", "-")
     if not t:
         raise UnsupportedLanguageError(str(tag), "any", "empty language tag")
-    if t in _TRADITIONAL_CHINESE:
-        return "zh-tw"
-    if t in _SIMPLIFIED_CHINESE:
-        return "zh"
-    base = t.split("-")[0]
-    return _ALIASES.get(base, base)
+    base, *subtags = t.split("-")
+    base = _ALIASES.get(base, base)
+    script = next((p for p in subtags if len(p) == 4 and p.isalpha()), None)
+    if base == "zh":
+        if script is None:
+            region = next((p for p in subtags if len(p) == 2), None)
+            script = "hant" if region in _TRADITIONAL_REGIONS else "hans"
+        return {"hans": "zh", "hant": "zh-tw"}.get(script, f"zh-{script}")
+    if script is None or (base not in _MULTI_SCRIPT
+                          and script.title() == _default_script(base)):
+        return base
+    return f"{base}-{script}"
 
 
 def supported_languages(family: str) -> list[str]:
@@ -165,8 +200,19 @@ def language_code(family: str, language: str) -> str:
     table = _TABLES[family]
     if canon in table:
         return table[canon]
+    base, script = _split_script(canon)
+    if family == "nllb" and script is not None:
+        code = _NLLB_SCRIPT_VARIANTS.get(canon)
+        if code is None and table.get(base, "").endswith(f"_{script}"):
+            code = table[base]
+        if code is not None:
+            return code
     if canon == "zh-tw":
         reason = "it has no Traditional Chinese code (only Simplified)"
+    elif script is not None and base in table:
+        reason = (f"it has no {base} code in {script} script (only {table[base]!r})"
+                  if family == "nllb" else
+                  f"its {base} code {table[base]!r} does not select the {script} script")
     else:
         reason = f"supported: {', '.join(sorted(table))}"
     raise UnsupportedLanguageError(language, family, reason)
@@ -180,10 +226,15 @@ def marian_target_tokens(language: str) -> list[str]:
 
     Returns:
         E.g. `zh` -> [`>>cmn_Hans<<`, `>>zho_Hans<<`, `>>zh<<`, `>>cmn<<`, `>>zho<<`],
-        `de` -> [`>>de<<`, `>>deu_Latn<<`, `>>deu<<`].
+        `de` -> [`>>de<<`, `>>deu_Latn<<`, `>>deu<<`]; an explicit script keeps only the tokens
+        that name it: `sr-Latn` -> [`>>srp_Latn<<`], `sr-Cyrl` -> [`>>srp_Cyrl<<`].
     """
     canon = normalize_language(language)
     out: list[str] = []
+    base, script = _split_script(canon)
+    if script is not None:
+        lang3 = NLLB_CODES[base].split("_")[0] if base in NLLB_CODES else base
+        return [f">>{lang3}_{script}<<"]
     if canon in ("zh", "zh-tw"):
         script = "Hant" if canon == "zh-tw" else "Hans"
         out += [f"cmn_{script}", f"zho_{script}", "zh_tw" if canon == "zh-tw" else "zh", "cmn"]
