@@ -18,6 +18,7 @@ import torch
 
 from ..data.dataset import RetrievalDataset
 from ..errors import ConfigError, DatasetError
+from ..model import branch_for_language
 from .metrics import BlockSimilarity, sum_r, t2v_metrics, v2t_metrics
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
     "encode_dataset_media",
     "evaluate",
     "evaluate_states",
-    "branch_for_language",
     "evaluate_from_config",
 ]
 
@@ -36,18 +36,6 @@ class MediaStates:
 
     frames_ctx: torch.Tensor  # (B, T, d)
     mask: torch.Tensor  # (B, T) bool
-
-
-def branch_for_language(model, language: str) -> str:
-    """MuMUR §3.2.5: English queries use the English branch (R_E vs R_vE) when the model has an
-    English text encoder; every other language uses the multilingual branch (R_M vs R_vM)."""
-    has_en = getattr(model, "has_branch", lambda b: True)("en")
-    has_ml = getattr(model, "has_branch", lambda b: True)("ml")
-    if language == "en" and has_en:
-        return "en"
-    if has_ml:
-        return "ml"
-    return "en"
 
 
 @torch.no_grad()
@@ -115,7 +103,7 @@ def evaluate_states(model, dataset: RetrievalDataset, states: MediaStates, *,
         texts, caption_item = dataset.captions_for(lang)
         if not texts:
             raise DatasetError(f"dataset {dataset.name}/{dataset.split} has no {lang!r} captions")
-        branch = branch_for_language(model, lang)
+        branch = branch_for_language(lang, model.query_branches())
         text_emb = torch.cat([model.encode_text(texts[s:s + text_batch_size], branch=branch)
                               for s in range(0, len(texts), text_batch_size)])
 

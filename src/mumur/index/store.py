@@ -5,15 +5,18 @@ batch of items, its generation bump and its removals commit together or not at a
 can never leave half an item), WAL lets readers (the web server) keep reading a consistent
 snapshot while an index run writes, and the file format is stable and inspectable.
 
-Layout (schema version 2):
+Layout (schema version 3; the tables are unchanged since 2):
     schema_version(version)                      one row
-    meta(key PRIMARY KEY, value)                 model identity/source, dims, dtype, generation
+    meta(key PRIMARY KEY, value)                 model identity/source, dims, `layout` (which
+                                                 arrays each query branch reads), dtype,
+                                                 generation
     items(id PRIMARY KEY, path BLOB UNIQUE, display_path, media_type, size, mtime_ns, hash,
           n_frames, timestamps BLOB, pooled BLOB, state BLOB, indexed_at)
     failures(path BLOB PRIMARY KEY, size, mtime_ns, reason)   files that failed to decode
 
-Arrays are little-endian float32 or float16 (`meta.dtype`): `pooled` (d,), `state` (n_frames, Ds),
-`timestamps` (n_frames,) always float32.
+Arrays are little-endian float32 or float16 (`meta.dtype`): `pooled` (P,) (one stage-1 vector per
+distinct branch vector), `state` (n_frames, Ds), `timestamps` (n_frames,) always float32; `meta.layout`
+(`IndexLayout` JSON) names their parts.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ __all__ = [
     "migrate",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "index.sqlite"
 MEDIA_TYPES = ("image", "video")
 
-_SCHEMA_V2 = """
+# The tables of schema versions 2 and 3.
+_TABLES = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
@@ -140,7 +144,7 @@ def _connect(db: Path) -> sqlite3.Connection:
 
 def _create_tables(conn: sqlite3.Connection) -> None:
     # Statement by statement: `executescript` would COMMIT the surrounding migration transaction.
-    for statement in _SCHEMA_V2.split(";"):
+    for statement in _TABLES.split(";"):
         if statement.strip():
             conn.execute(statement)
 
@@ -173,6 +177,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             `mtime` seconds; no content hash, no `failures` table.
         v2: `path BLOB` (exact bytes, non-UTF-8 names), `display_path`, `mtime_ns`, `hash`,
             `indexed_at`, `failures`.
+        v3: same tables; `meta.layout` says which stored arrays each query branch reads
+            (`_layout_meta_v3`: an older index served one query space for every language).
     Migration keeps every embedded item and its id (so URLs `/api/media/{id}` stay valid);
     `hash` is left NULL and filled by the next index run without re-embedding.
 
@@ -211,14 +217,33 @@ def migrate(conn: sqlite3.Connection) -> int:
                 )
             conn.execute("DROP TABLE items_old")
             conn.execute("DELETE FROM schema_version")
+        elif before == 2:
+            conn.execute("DELETE FROM schema_version")
         else:  # empty database
             _create_tables(conn)
+        if before >= 0:
+            _layout_meta_v3(conn, before)
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return before
+
+
+def _layout_meta_v3(conn: sqlite3.Connection, before: int) -> None:
+    """Describe a pre-v3 index's arrays in v3 terms: they serve one query branch (the one its
+    identity names, else "ml": before v3 every query went through one text encoder). A mumur or
+    CLIP model now serves each trained branch, so its identity changed and such an index is
+    refused with a request to rebuild (`IndexStore.check_model`); other embedders keep working."""
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if "model_identity" not in meta or "layout" in meta:
+        return
+    branch = "en" if meta["model_identity"].endswith(":en") else "ml"
+    state = json.loads(meta.get("state_layout") or "null") or [["state", int(meta["state_dim"])]]
+    layout = {"branches": [branch], "state": state, "pooled": [["pooled", int(meta["dim"])]]}
+    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+        ("layout", json.dumps(layout)), ("pooled_dim", meta["dim"]), ("layout_schema", str(before))])
 
 
 class IndexStore:
@@ -286,15 +311,16 @@ class IndexStore:
                 meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
                 if "model_identity" in meta:
                     self._conn.execute("COMMIT")
-                    self.check_model(embedder.identity, meta)
+                    self.check_model(embedder, meta)
                     return
                 values = {
                     "model_identity": embedder.identity,
                     "model_source": embedder.source,
                     "text_source": getattr(embedder, "text_source", None) or "",
                     "dim": str(embedder.dim),
-                    "state_dim": str(embedder.state_dim),
-                    "state_layout": json.dumps(embedder.state_layout),
+                    "pooled_dim": str(embedder.layout.pooled_dim),
+                    "state_dim": str(embedder.layout.state_dim),
+                    "layout": embedder.layout.to_json(),
                     "num_frames": str(embedder.num_frames),
                     "dtype": dtype,
                     "generation": "0",
@@ -307,16 +333,29 @@ class IndexStore:
                     self._conn.execute("ROLLBACK")
                 raise
 
-    def check_model(self, identity: str, meta: dict | None = None) -> None:
-        """Raise `IndexMismatchError` unless `identity` is the index's model."""
+    def check_model(self, embedder, meta: dict | None = None) -> None:
+        """Raise `IndexMismatchError` unless `embedder` is the index's model (identity) and needs
+        the arrays the index stores (layout)."""
         meta = meta if meta is not None else self.meta()
         stored = meta.get("model_identity")
-        if stored is not None and stored != identity:
+        if stored is None:
+            return
+        old = meta.get("layout_schema")
+        rebuild = (f" The index was written by an older mumur (schema version {old}) that stored "
+                   "one query branch for every language; rebuild it (`mumur index PATH... --index "
+                   "NEW_DIR --model ...`) to search each language through its branch."
+                   if old is not None else "")
+        if stored != embedder.identity:
             raise IndexMismatchError(
                 f"index {self.root} was built with model {meta.get('model_source')!r} "
-                f"(identity {stored}); the given model has identity {identity}. Query and index "
-                "embeddings would not be comparable: search with the same model, or build a new "
-                "index in another folder"
+                f"(identity {stored}); the given model has identity {embedder.identity}. Query "
+                "and index embeddings would not be comparable: search with the same model, or "
+                f"build a new index in another folder.{rebuild}"
+            )
+        if json.loads(meta.get("layout", "null")) != json.loads(embedder.layout.to_json()):
+            raise IndexMismatchError(
+                f"index {self.root} stores arrays {meta.get('layout')}; the model needs "
+                f"{embedder.layout.to_json()}.{rebuild or ' Rebuild the index.'}"
             )
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -360,6 +399,7 @@ class IndexStore:
             "model": meta.get("model_source"),
             "schema_version": self.schema_version(),
             "model_identity": meta.get("model_identity"),
+            "branches": json.loads(meta["layout"])["branches"] if "layout" in meta else [],
             "dtype": meta.get("dtype"),
             "generation": int(meta.get("generation", 0)),
         }
@@ -460,7 +500,7 @@ class IndexStore:
             finally:
                 self._conn.execute("COMMIT")
         n = len(rows)
-        dim, sdim = int(meta.get("dim", 0)), int(meta.get("state_dim", 0))
+        dim, sdim = int(meta.get("pooled_dim", 0)), int(meta.get("state_dim", 0))
         t_max = max((r[3] for r in rows), default=1)
         arrays = StoredArrays(
             ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
