@@ -156,7 +156,8 @@ def test_clip_checkpoint_with_a_paired_text_encoder(tiny_clip_checkpoint, tiny_c
         assert response.branch == ("en" if language == "en" else "ml")
         tokens = AutoTokenizer.from_pretrained(folder)([query], return_tensors="pt", padding=True)
         with torch.no_grad():
-            t = torch.nn.functional.normalize(reference.get_text_features(**tokens).pooler_output, dim=-1)[0]
+            t = torch.nn.functional.normalize(
+                reference.get_text_features(**tokens).pooler_output, dim=-1)[0]
             for hit in response.results:
                 if hit.media_type == "image":
                     pixels = vision.preprocess([Image.open(hit.path).convert("RGB")])

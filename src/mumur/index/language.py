@@ -104,6 +104,6 @@ def choose_branch(text: str, language: str | None, branches: tuple[str, ...]) ->
     language = normalize_language(language)
     detected = False
     if language is None and {"en", "ml"} <= set(branches):
-        language, detected = detect_language(text), True
+        language = detect_language(text)
         detected = language is not None
     return QueryLanguage(branch_for_language(language, branches), language, detected)

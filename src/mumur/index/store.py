@@ -15,8 +15,8 @@ Layout (schema version 3; the tables are unchanged since 2):
     failures(path BLOB PRIMARY KEY, size, mtime_ns, reason)   files that failed to decode
 
 Arrays are little-endian float32 or float16 (`meta.dtype`): `pooled` (P,) (one stage-1 vector per
-distinct branch vector), `state` (n_frames, Ds), `timestamps` (n_frames,) always float32; `meta.layout`
-(`IndexLayout` JSON) names their parts.
+distinct branch vector), `state` (n_frames, Ds), `timestamps` (n_frames,) always float32;
+`meta.layout` (`IndexLayout` JSON) names their parts.
 """
 
 from __future__ import annotations
@@ -243,7 +243,8 @@ def _layout_meta_v3(conn: sqlite3.Connection, before: int) -> None:
     state = json.loads(meta.get("state_layout") or "null") or [["state", int(meta["state_dim"])]]
     layout = {"branches": [branch], "state": state, "pooled": [["pooled", int(meta["dim"])]]}
     conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
-        ("layout", json.dumps(layout)), ("pooled_dim", meta["dim"]), ("layout_schema", str(before))])
+        ("layout", json.dumps(layout)), ("pooled_dim", meta["dim"]),
+        ("layout_schema", str(before))])
 
 
 class IndexStore:
