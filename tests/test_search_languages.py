@@ -165,3 +165,36 @@ def test_clip_checkpoint_with_a_paired_text_encoder(tiny_clip_checkpoint, tiny_c
                         clip.get_image_features(pixel_values=pixels).pooler_output, dim=-1)[0]
                     assert hit.score == pytest.approx(float(t @ v), abs=1e-4)
     idx.close()
+
+
+@pytest.mark.parametrize("name,options,state,pooled", [
+    ("meanP", {}, [("frames", 8)], [("pooled", 8)]),
+    ("mumur-dcm", {"share_branches": True}, [("keys", 8), ("values_0", 8)], [("pooled", 8)]),
+    ("mumur-dcm", {"num_heads": 2},
+     [("keys", 8), ("en/values_0", 8), ("ml/values_0", 8), ("en/values_1", 8), ("ml/values_1", 8)],
+     [("en/pooled", 8), ("ml/pooled", 8)]),
+])
+def test_probe_layout_stores_shared_arrays_once(name, options, state, pooled):
+    from mumur.index.embedder import _probe_layout
+    from mumur.model import create_model
+
+    head = create_model(name, frame_dim=6, embed_dim=8, text_dim_en=8, text_dim_ml=8,
+                        **options).eval().head
+    assert _probe_layout(head, ("en", "ml"), 6) == IndexLayout(("en", "ml"), state, pooled)
+    single = _probe_layout(head, ("en",), 6)
+    assert single.branches == ("en",) and all("/" not in n for n, _ in single.state)
+
+
+def test_index_layout_columns_and_checks():
+    layout = IndexLayout(("en", "ml"), [("keys", 4), ("en/values_0", 4), ("ml/values_0", 4)],
+                         [("en/pooled", 4), ("ml/pooled", 4)])
+    assert layout.state_columns("ml") == {"keys": slice(0, 4), "values_0": slice(8, 12)}
+    assert layout.pooled_columns("ml") == slice(4, 8)
+    assert (layout.state_dim, layout.pooled_dim) == (12, 8)
+    assert IndexLayout.from_json(layout.to_json()) == layout
+    with pytest.raises(ValueError, match="serves branches"):
+        IndexLayout(("ml",), [("frames", 4)], [("pooled", 4)]).state_columns("en")
+    with pytest.raises(ValueError, match="same arrays"):
+        IndexLayout(("en", "ml"), [("keys", 4), ("en/values_0", 4)], [("pooled", 4)])
+    with pytest.raises(ValueError, match="branches"):
+        IndexLayout(("fr",), [("frames", 4)], [("pooled", 4)])
