@@ -20,7 +20,7 @@ from ..errors import IndexMismatchError, QueryError
 from ..model import branch_for_language
 from .embedder import Embedder, embed_image_queries, load_embedder
 from .engine import SearchEngine, SearchResult, relevance_threshold, robust_null
-from .language import QueryLanguage, choose_branch
+from .language import QueryLanguage, choose_branch, detect_language
 from .store import IndexStore, ItemRecord, StoredArrays
 
 __all__ = [
@@ -174,6 +174,14 @@ class Index:
 
                 self._engines[branch] = SearchEngine(arrays, score, shortlist=self.shortlist)
             return self._engines[branch]
+
+    def warm_up(self) -> None:
+        """Load now what the first searches would (model, every branch's engine, the language
+        detector when it is used), so a server fails at startup and answers fast."""
+        for branch in self.branches:
+            self.engine(branch)
+        if {"en", "ml"} <= set(self.branches):
+            detect_language("warm up")
 
     def query_language(self, query: str, language: str | None = None) -> QueryLanguage:
         """The branch `query` goes through, with the language given or detected."""
