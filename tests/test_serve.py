@@ -41,12 +41,17 @@ def test_search_contract(served):
     assert video["timestamp"] == pytest.approx(2.5)
     only = client.get("/api/search", params={"q": "green", "type": "video"}).json()["results"]
     assert {h["media_type"] for h in only} == {"video"}
+    # Which branch/language served the query (the palette index has one branch, "ml").
+    assert (body["branch"], body["language"], body["language_detected"]) == ("ml", None, False)
+    given = client.get("/api/search", params={"q": "rot", "lang": "de"}).json()
+    assert (given["branch"], given["language"]) == ("ml", "de")
 
 
 @pytest.mark.parametrize("params,status", [
     ({"q": ""}, 422), ({"q": "x" * 501}, 422), ({}, 422), ({"q": "red", "k": 0}, 422),
     ({"q": "red", "k": 101}, 422), ({"q": "red", "k": "ten"}, 422),
     ({"q": "red", "type": "audio"}, 422), ({"q": "   "}, 400), ({"q": "a\x01b"}, 400),
+    ({"q": "red", "lang": "e"}, 422), ({"q": "red", "lang": "not a code"}, 400),
 ])
 def test_bad_parameters_get_json_errors(served, params, status):
     client, _ = served
@@ -101,6 +106,10 @@ def test_health_and_openapi(served):
     spec = client.get("/openapi.json").json()
     assert {"/api/search", "/api/media/{item_id}", "/api/thumb/{item_id}", "/api/health"} <= set(
         spec["paths"])
+    params = {p["name"]: p for p in spec["paths"]["/api/search"]["get"]["parameters"]}
+    assert "English branch" in params["lang"]["description"] and not params["lang"]["required"]
+    reply = spec["components"]["schemas"]["SearchReply"]["properties"]
+    assert {"branch", "language", "language_detected"} <= set(reply)
     page = client.get("/")
     assert page.status_code == 200 and 'id="query"' in page.text
     assert client.get("/static/app.js").status_code == 200

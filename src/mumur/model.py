@@ -32,6 +32,7 @@ __all__ = [
     "MediaFeatures",
     "ModelConfig",
     "RetrievalModel",
+    "branch_for_language",
     "create_model",
     "list_models",
     "load_model",
@@ -113,6 +114,30 @@ class MediaFeatures:
     timestamps: torch.Tensor
 
 
+def branch_for_language(language: str | None, branches: Sequence[str]) -> str:
+    """The text branch a query in `language` goes through (MuMUR §3.2.5); evaluation and search
+    both call this, so reported English figures describe English search.
+
+    English (any ``en`` tag) uses the English branch when it is among `branches`; every other
+    language, and an unknown one (None), uses the multilingual branch, which handles English
+    too; a model with one branch uses it for everything.
+
+    Args:
+        language: BCP-47-style code ("en", "de", "zh-Hant", ...) or None when unknown.
+        branches: the branches that can serve queries (`RetrievalModel.query_branches()`).
+
+    Raises:
+        ValueError: `branches` is empty.
+    """
+    branches = [check_branch(b) for b in branches]
+    if not branches:
+        raise ValueError("no text branch to encode queries with (none has a trained encoder)")
+    english = language is not None and language.replace("_", "-").split("-")[0].lower() == "en"
+    if english and "en" in branches:
+        return "en"
+    return "ml" if "ml" in branches else branches[0]
+
+
 def _head_class(name: str) -> type[RetrievalHead]:
     try:
         return HEADS.get(name)
@@ -171,6 +196,10 @@ class RetrievalModel(nn.Module):
         """Whether `branch` can encode text and was trained (MuMUR §3.2.5 branch choice)."""
         return (getattr(self, f"text_{check_branch(branch)}") is not None
                 and branch in self.config.head_config.train_branches)
+
+    def query_branches(self) -> tuple[str, ...]:
+        """The branches that can encode queries: a text encoder and trained (`has_branch`)."""
+        return tuple(b for b in BRANCHES if self.has_branch(b))
 
     def _text_encoder(self, branch: str):
         encoder = getattr(self, f"text_{check_branch(branch)}")

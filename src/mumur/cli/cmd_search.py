@@ -1,5 +1,5 @@
 """`mumur search QUERY --index DIR [--top-k K] [--type image|video] [--exact] [--json]
-[--image PATH]`."""
+[--image PATH] [--lang CODE]`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,11 @@ def format_results(response) -> str:
         mark = "" if r.relevant else "  (not relevant)"
         lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}  {r.media_type:5s} "
                      f"{r.path}{when}{mark}")
-    lines.append(f"[{response.mode}, {response.took_ms:.1f} ms, {response.candidates} candidates]")
+    language = response.language or "unknown"
+    if response.language_detected:
+        language += ", detected"
+    lines.append(f"[{response.mode}, {response.branch} branch (language {language}), "
+                 f"{response.took_ms:.1f} ms, {response.candidates} candidates]")
     return "\n".join(lines)
 
 
@@ -36,6 +40,9 @@ def search_command(
     image: Path | None = typer.Option(None, "--image", help="Use this image as the query."),
     model: str | None = typer.Option(None, "--model", help="Query model (must match the "
                                         "index's model; default: the recorded one)."),
+    lang: str | None = typer.Option(None, "--lang", help="Query language code (en, de, ...): "
+                                    "English uses the English branch, others the multilingual "
+                                    "one. Default: detected."),
 ) -> None:
     """Search an index by text (any language) or by an example image."""
     from ..errors import QueryError
@@ -48,7 +55,8 @@ def search_command(
         if image is not None:
             response = idx.search_image(image, k=top_k, media_type=media_type)
         else:
-            response = idx.search(query, k=top_k, media_type=media_type, exact=exact)
+            response = idx.search(query, k=top_k, media_type=media_type, exact=exact,
+                                  language=lang)
     finally:
         idx.close()
     if json_out:

@@ -23,6 +23,7 @@ import torch
 
 from ..data.dataset import RetrievalDataset
 from ..errors import ConfigError, DatasetError
+from ..model import branch_for_language
 from .metrics import (
     DEFAULT_CHUNK,
     DEFAULT_ITEM_BLOCK,
@@ -38,7 +39,6 @@ __all__ = [
     "evaluate",
     "evaluate_states",
     "evaluate_embeddings",
-    "branch_for_language",
     "evaluate_from_config",
 ]
 
@@ -87,18 +87,6 @@ class _ItemBlockScorer:
             self._cols = (cols.start, cols.stop)
         scores, _ = head.score_index_state(self.text_emb[rows], self._state, mask, self.branch)
         return scores.float().cpu().numpy()  # (rows, cols)
-
-
-def branch_for_language(model, language: str) -> str:
-    """MuMUR §3.2.5: English queries use the English branch (R_E vs R_vE) when the model has an
-    English text encoder; every other language uses the multilingual branch (R_M vs R_vM)."""
-    has_en = getattr(model, "has_branch", lambda b: True)("en")
-    has_ml = getattr(model, "has_branch", lambda b: True)("ml")
-    if language == "en" and has_en:
-        return "en"
-    if has_ml:
-        return "ml"
-    return "en"
 
 
 @torch.no_grad()
@@ -191,7 +179,7 @@ def evaluate_states(model, dataset: RetrievalDataset, states: MediaStates, *,
         texts, caption_item = dataset.captions_for(lang)
         if not texts:
             raise DatasetError(f"dataset {dataset.name}/{dataset.split} has no {lang!r} captions")
-        branch = branch_for_language(model, lang)
+        branch = branch_for_language(lang, model.query_branches())
         text_emb = torch.cat([model.encode_text(texts[s:s + text_batch_size], branch=branch)
                               for s in range(0, len(texts), text_batch_size)])
         result = evaluate_embeddings(model, text_emb, caption_item, states, branch,

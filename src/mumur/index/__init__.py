@@ -1,24 +1,27 @@
-"""Media index: incremental scan + embed into SQLite, two-stage search (`mumur.Index`)."""
+"""Media index: incremental scan + embed into SQLite, two-stage search per query branch
+(`mumur.Index`)."""
 
 from __future__ import annotations
 
 from .builder import IndexReport, build_index
-from .embedder import ClipEmbedder, Embedder, FrameStates, ModelEmbedder, load_embedder
+from .embedder import Embedder, FrameStates, ModelEmbedder, clip_retrieval_model, load_embedder
+from .layout import IndexLayout
 from .search import Index, SearchResponse, SearchResult
 from .schema import SCHEMA_VERSION
 from .store import IndexStore
 
 __all__ = [
     "SCHEMA_VERSION",
-    "ClipEmbedder",
     "Embedder",
     "FrameStates",
     "Index",
+    "IndexLayout",
     "IndexReport",
     "IndexStore",
     "ModelEmbedder",
     "SearchResponse",
     "SearchResult",
     "build_index",
+    "clip_retrieval_model",
     "load_embedder",
 ]

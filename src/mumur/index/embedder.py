@@ -1,15 +1,17 @@
 """The model-facing side of the index: an `Embedder` turns frames into what the index stores and
 queries into vectors that score against it.
 
-The index never touches a model directly; it talks to this small protocol, so a trained mumur
-`RetrievalModel` (DCM fast path) and any CLIP checkpoint (frames mean-pooled) look the same to the
-store, the builder and the search code. Arrays cross this boundary as numpy float32 (faiss style):
-shapes and dtypes are checked here, torch stays inside the adapters.
+The index never touches a model directly; it talks to this small protocol. One adapter,
+`ModelEmbedder`, serves every model: a trained mumur `RetrievalModel`, and any CLIP checkpoint,
+which `clip_retrieval_model` turns into a `RetrievalModel` with a `meanP` head (CLIP4Clip's mean
+pooling with identity projections, so its scores are CLIP's cosines). Arrays cross this boundary as
+numpy float32 (faiss style): shapes and dtypes are checked here, torch stays inside the adapter.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +20,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
+from .layout import POOLED_KEY, IndexLayout
 
 __all__ = [
-    "ClipEmbedder",
     "Embedder",
     "FrameStates",
     "ModelEmbedder",
+    "clip_retrieval_model",
     "embed_image_queries",
     "is_mumur_model_dir",
     "load_embedder",
@@ -35,9 +38,9 @@ class FrameStates:
     """Query-independent arrays the index stores for a batch of media items.
 
     Attributes:
-        pooled: (B, d) float32, L2-normalised; stage-1 search vector.
-        state: (B, T, Ds) float32; per-frame arrays the exact scorer reads (the DCM fast-path
-            state, all keys concatenated along the last axis in `Embedder.state_layout` order).
+        pooled: (B, P) float32; the stage-1 vectors (each L2-normalised) in `layout.pooled` order.
+        state: (B, T, Ds) float32; the per-frame arrays the exact scorer reads, concatenated along
+            the last axis in `layout.state` order.
     """
 
     pooled: np.ndarray
@@ -51,9 +54,8 @@ class Embedder(Protocol):
     Attributes:
         identity: stable string naming the weights; stored by the index, checked on every open.
         source: the name or path `load_embedder` reloads this embedder from.
-        dim: query / pooled vector size d.
-        state_dim: per-frame state size Ds.
-        state_layout: list of (key, width) pairs that make up the Ds axis.
+        dim: query vector size d (and the size of each stage-1 vector).
+        layout: the stored arrays and the query branches they serve (`IndexLayout`).
         num_frames: frames sampled per video.
         frame_sampling: "uniform" (always for indexing).
         image_size: side of the square pixel input.
@@ -62,8 +64,7 @@ class Embedder(Protocol):
     identity: str
     source: str
     dim: int
-    state_dim: int
-    state_layout: list[tuple[str, int]]
+    layout: IndexLayout
     num_frames: int
     frame_sampling: str
     image_size: int
@@ -75,15 +76,15 @@ class Embedder(Protocol):
         """Torch (n, 3, S, S) -> torch (n, Dv) raw frame features."""
 
     def frame_states(self, features: np.ndarray, mask: np.ndarray) -> FrameStates:
-        """(B, T, Dv) features and (B, T) mask -> `FrameStates`."""
+        """(B, T, Dv) features and (B, T) mask -> `FrameStates` laid out as `layout`."""
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Texts in any language -> (N, d) float32, L2-normalised."""
+    def encode_queries(self, texts: list[str], branch: str) -> np.ndarray:
+        """Texts -> (N, d) float32, L2-normalised, through `branch` (one of `layout.branches`)."""
 
-    def score(
-        self, queries: np.ndarray, state: np.ndarray, mask: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(N, d) queries x (B, T, Ds) states -> (scores (N, B), attention (N, B, T))."""
+    def score(self, queries: np.ndarray, state: np.ndarray, mask: np.ndarray,
+              branch: str) -> tuple[np.ndarray, np.ndarray]:
+        """(N, d) queries x (B, T, Ds) stored states -> (scores (N, B), attention (N, B, T)),
+        reading `branch`'s arrays."""
 
 
 def _check_2d(name: str, array: np.ndarray, width: int | None = None) -> np.ndarray:
@@ -93,21 +94,23 @@ def _check_2d(name: str, array: np.ndarray, width: int | None = None) -> np.ndar
     return array
 
 
-def embed_image_queries(embedder: Embedder, paths: list[str]) -> np.ndarray:
+def embed_image_queries(embedder: Embedder, paths: list[str], branch: str) -> np.ndarray:
     """Embed images as queries through the vision side: one frame each, pooled vector.
 
     Args:
         embedder: the index's embedder.
         paths: image files (a video works too: its sampled frames are pooled as at index time).
+        branch: whose stage-1 space to use (one of `embedder.layout.branches`).
 
     Returns:
         (N, d) float32 L2-normalised pooled vectors, comparable by cosine with the index's
-        stage-1 vectors.
+        stage-1 vectors of `branch`.
     """
     import torch
 
     from ..media.decode import read_frames
 
+    columns = embedder.layout.pooled_columns(branch)
     rows = []
     for path in paths:
         frames = read_frames(path, embedder.num_frames, strategy="uniform")  # MediaDecodeError
@@ -115,169 +118,167 @@ def embed_image_queries(embedder: Embedder, paths: list[str]) -> np.ndarray:
             pixels = embedder.preprocess(frames.frames)  # (T, 3, S, S)
             features = embedder.encode_frames(pixels).float().numpy()  # (T, Dv)
         mask = np.ones((1, features.shape[0]), dtype=bool)
-        rows.append(embedder.frame_states(features[None], mask).pooled[0])
+        rows.append(embedder.frame_states(features[None], mask).pooled[0, columns])
     return np.stack(rows).astype(np.float32)
 
 
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+def _probe_layout(head, branches: tuple[str, ...], frame_dim: int) -> IndexLayout:
+    """The layout of `head`'s index arrays for `branches`, sharing what the branches share.
+
+    An array is stored once when every branch gives exactly the same values on a random probe.
+    The heads' maps are analytic in the frames, so two that differ as functions agree on a random
+    input with probability zero; equal on the probe means equal everywhere (for these weights,
+    which the index identity pins). This needs no declaration from the head: meanP shares
+    everything, DCM its ``keys``, DCM with `share_branches` everything.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 3, frame_dim, generator=g)  # (B, T, Dv)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    with torch.no_grad():
+        ctx = head.contextualize(features, mask)  # (B, T, d)
+        arrays = {"state": {b: head.index_state(ctx, mask, b) for b in branches},
+                  "pooled": {b: {POOLED_KEY: head.pooled(ctx, mask, b)} for b in branches}}
+    entries = {}
+    for kind, per_branch in arrays.items():
+        keys = sorted(per_branch[branches[0]])
+        if any(sorted(per_branch[b]) != keys for b in branches):
+            raise ConfigError(f"head {type(head).__name__}: index_state keys differ by branch")
+        entries[kind] = []
+        for key in keys:
+            values = [per_branch[b][key] for b in branches]
+            shared = all(torch.equal(values[0], v) for v in values[1:])
+            for branch, value in zip(branches[:1] if shared else branches, values):
+                entries[kind].append((IndexLayout.name(key, branch, shared), value.shape[-1]))
+    return IndexLayout(branches, entries["state"], entries["pooled"])
 
 
 class ModelEmbedder:
-    """A trained mumur `RetrievalModel` seen through the `Embedder` protocol.
+    """A `mumur.model.RetrievalModel` seen through the `Embedder` protocol.
 
-    Stores `head.contextualize` -> `head.index_state(..., branch)` per frame and `head.pooled` for
-    stage 1; scores with `head.score_index_state`, which equals `head.similarity` (MuMUR eq. 1-5)
-    exactly in eval mode. Queries go through the multilingual branch when the model has one (any
-    language), otherwise the English branch.
+    Serves every branch the model can query with (`RetrievalModel.query_branches()`: a text
+    encoder and trained), never an untrained one. Stores, for each such branch,
+    `head.index_state(ctx, mask, branch)` and `head.pooled(ctx, mask, branch)` after
+    `head.contextualize`, arrays the branches share stored once (`_probe_layout`); scores with
+    `head.score_index_state`, which equals `head.similarity` (for `mumur-dcm`, MuMUR eq. 1-5)
+    exactly in eval mode.
 
     Args:
-        model: a `mumur.model.RetrievalModel` with a vision encoder and at least one text encoder.
-        source: folder the model was loaded from (recorded in the index).
-        branch: "en" or "ml"; default "ml" if `model.text_ml` exists else "en".
+        model: a `RetrievalModel` with a vision encoder and at least one trained text branch.
+        source: folder / checkpoint name the model is reloaded from (recorded in the index).
+        text_source: paired text encoder given with a CLIP checkpoint (recorded), or None.
+        kind: identity prefix ("mumur" for a trained model, "clip-meanpool" for a checkpoint).
     """
 
-    def __init__(self, model, source: str, branch: str | None = None):
-        import torch
-
+    def __init__(self, model, source: str, text_source: str | None = None, kind: str = "mumur"):
         if getattr(model, "vision", None) is None:
             raise ModelLoadError(f"model at {source} has no vision encoder; cannot index media")
-        if branch is None:
-            branch = "ml" if getattr(model, "text_ml", None) is not None else "en"
+        branches = model.query_branches()
+        if not branches:
+            raise ModelLoadError(f"model at {source} has no trained text branch with a text "
+                                 f"encoder (train_branches="
+                                 f"{model.config.head_config.train_branches}); cannot search")
         self.model = model.eval()
         self.head = model.head
-        self.branch = branch
         self.source = str(source)
-        self.identity = f"mumur:{model.identity()}:{branch}"
+        self.text_source = text_source
         self.num_frames = int(model.config.num_frames)
         self.frame_sampling = "uniform"
-        self.image_size = int(getattr(model.vision, "image_size", model.config.image_size))
-        # Probe the state layout once with a one-frame dummy through the head.
-        dv = int(model.vision.dim)
-        with torch.no_grad():
-            ctx = self.head.contextualize(torch.zeros(1, 1, dv), torch.ones(1, 1, dtype=torch.bool))
-            pooled = self.head.pooled(ctx, torch.ones(1, 1, dtype=torch.bool))
-            state = self.head.index_state(ctx, torch.ones(1, 1, dtype=torch.bool), branch)
-        self.dim = int(pooled.shape[-1])
-        self.state_layout = [(key, int(state[key].shape[-1])) for key in sorted(state)]
-        self.state_dim = sum(width for _, width in self.state_layout)
+        self.image_size = int(model.image_size)
+        self.dim = int(self.head.embed_dim)
+        self.layout = _probe_layout(self.head, branches, int(model.vision.dim))
+        self.identity = f"{kind}:{model.identity()}:{'+'.join(branches)}"
 
     def preprocess(self, images):
         return self.model.vision.preprocess(images)
 
     def encode_frames(self, pixel_values):
-        import torch
-
-        with torch.no_grad():
-            return self.model.encode_frames(pixel_values)  # (n, Dv)
+        return self.model.encode_frames(pixel_values)  # (n, Dv), no grad
 
     def frame_states(self, features: np.ndarray, mask: np.ndarray) -> FrameStates:
         import torch
 
+        layout = self.layout
         with torch.no_grad():
             f = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))  # (B, T, Dv)
             m = torch.from_numpy(np.asarray(mask, dtype=bool))  # (B, T)
             ctx = self.head.contextualize(f, m)  # (B, T, d)
-            pooled = torch.nn.functional.normalize(self.head.pooled(ctx, m, self.branch), dim=-1)
-            state = self.head.index_state(ctx, m, self.branch)
-            packed = torch.cat([state[key] for key, _ in self.state_layout], dim=-1)  # (B,T,Ds)
-        return FrameStates(pooled.float().numpy(), packed.float().numpy())
+            # A shared name is computed by the first branch; a "b/..." name by its branch b.
+            owners = {n.rpartition("/")[0] or layout.branches[0]
+                      for n, _ in layout.state + layout.pooled}
+            state = {b: self.head.index_state(ctx, m, b) for b in owners}
+            pooled = {b: {POOLED_KEY: self.head.pooled(ctx, m, b)} for b in owners}
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        import torch
+            def gather(arrays, entries):
+                parts = []
+                for name, _ in entries:
+                    owner, _, key = name.rpartition("/")
+                    parts.append(arrays[owner or layout.branches[0]][key])
+                return torch.cat(parts, dim=-1).float().numpy()
 
-        with torch.no_grad():
-            q = self.model.encode_text(list(texts), branch=self.branch)  # (N, d)
+            packed = gather(state, layout.state)  # (B, T, Ds)
+            vectors = gather(pooled, layout.pooled)  # (B, P)
+        return FrameStates(vectors, packed)
+
+    def encode_queries(self, texts: list[str], branch: str) -> np.ndarray:
+        self.layout.state_columns(branch)  # ValueError for a branch the index does not serve
+        q = self.model.encode_text(list(texts), branch=branch)  # (N, d), no grad
         return _check_2d("queries", q.float().numpy(), self.dim)
 
-    def _unpack(self, state):
+    def score(self, queries, state, mask, branch):
         import torch
 
-        parts, start = {}, 0
-        for key, width in self.state_layout:
-            parts[key] = state[..., start : start + width]
-            start += width
-        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in
-                parts.items()}
-
-    def score(self, queries, state, mask):
-        import torch
-
+        columns = self.layout.state_columns(branch)
+        state = np.asarray(state)
+        if state.ndim != 3 or state.shape[-1] != self.layout.state_dim:
+            raise ValueError(f"state must have shape (B, T, {self.layout.state_dim}), got "
+                             f"{state.shape}")
+        parts = {key: torch.from_numpy(np.ascontiguousarray(state[..., cols], dtype=np.float32))
+                 for key, cols in columns.items()}
         with torch.no_grad():
             q = torch.from_numpy(_check_2d("queries", queries, self.dim))  # (N, d)
             m = torch.from_numpy(np.asarray(mask, dtype=bool))  # (B, T)
-            scores, attention = self.head.score_index_state(q, self._unpack(state), m, self.branch)
+            scores, attention = self.head.score_index_state(q, parts, m, branch)
         return scores.float().numpy(), attention.float().numpy()
 
 
-class ClipEmbedder:
-    """Any CLIP checkpoint (or a vision + text encoder pair) as an `Embedder`.
+def clip_retrieval_model(source: str, text_model: str | None = None, num_frames: int = 12):
+    """A CLIP checkpoint as a `RetrievalModel` with a `meanP` head (CLIP4Clip meanP, zero-shot).
 
-    Frames are encoded by the vision tower and L2-normalised; the pooled vector is the normalised
-    mean of the valid frames (CLIP4Clip meanP, eq. 5 of CLIP4Clip, no parameters). The per-frame
-    state is the normalised frame features themselves. Since mean pooling has no attention, the
-    "attention" returned by `score` (used only to pick the best timestamp) is a softmax over the
-    per-frame cosines at temperature 0.01 (CLIP's logit scale); it does not change the score.
+    Frames go through the vision tower; the score is the cosine of the query with the normalised
+    mean of the normalised frames. The projections are identity (the dims match) and the inputs
+    normalised, so the scores are exactly CLIP's cosines. English queries go through the
+    checkpoint's own text tower (``en``); a paired multilingual encoder whose space matches the
+    vision tower (`text_model`, e.g. M-CLIP) becomes the ``ml`` branch. The logit scale, used only
+    for the best-timestamp softmax, is CLIP's learned 100.
 
     Args:
-        vision: a vision encoder from `mumur.encoders.load_encoder(..., "vision")`.
-        text: a text encoder whose space matches the vision tower (the CLIP text tower, or a
-            distilled multilingual tower such as M-CLIP).
-        source: the name/path to reload (`load_embedder(source, text_model=...)`).
+        source: hub id, local transformers folder or `open_clip:<arch>[:<pretrained>]`.
+        text_model: paired text encoder, or None.
         num_frames: frames sampled per video.
+
+    Raises:
+        ConfigError: an encoder's output space does not match the vision tower's.
     """
+    from ..encoders import load_encoder
+    from ..model import create_model
 
-    temperature = 0.01
-
-    def __init__(self, vision, text, source: str, num_frames: int = 12,
-                 text_source: str | None = None):
-        if vision.dim != text.dim:
-            raise ConfigError(
-                f"vision encoder {vision.identity} ({vision.dim}-d) and text encoder "
-                f"{text.identity} ({text.dim}-d) do not share an embedding space"
-            )
-        self.vision, self.text = vision.eval(), text.eval()
-        self.source = str(source)
-        self.text_source = text_source
-        self.identity = f"clip-meanpool:{vision.identity}+{text.identity}:{num_frames}"
-        self.dim = self.state_dim = int(vision.dim)
-        self.state_layout = [("frames", self.dim)]
-        self.num_frames = int(num_frames)
-        self.frame_sampling = "uniform"
-        self.image_size = int(vision.image_size)
-
-    def preprocess(self, images):
-        return self.vision.preprocess(images)
-
-    def encode_frames(self, pixel_values):
-        import torch
-
-        with torch.no_grad():
-            return self.vision(pixel_values)  # (n, Dv)
-
-    def frame_states(self, features, mask):
-        frames = _l2n(np.asarray(features, dtype=np.float32))  # (B, T, D)
-        m = np.asarray(mask, dtype=bool)[..., None]  # (B, T, 1)
-        frames = np.where(m, frames, 0.0).astype(np.float32)
-        mean = frames.sum(1) / np.maximum(m.sum(1), 1)  # (B, D)
-        return FrameStates(_l2n(mean).astype(np.float32), frames)
-
-    def encode_queries(self, texts):
-        q = self.text.encode(list(texts))  # (N, D), normalised
-        return _check_2d("queries", q.float().numpy(), self.dim)
-
-    def score(self, queries, state, mask):
-        q = _check_2d("queries", queries, self.dim)
-        state = np.asarray(state, dtype=np.float32)  # (B, T, D)
-        m = np.asarray(mask, dtype=bool)  # (B, T)
-        per_frame = np.einsum("nd,btd->nbt", q, state)  # (N, B, T)
-        mean = _l2n(state.sum(1) / np.maximum(m.sum(1, keepdims=True), 1))  # (B, D)
-        scores = q @ mean.T  # (N, B)
-        logits = np.where(m[None], per_frame / self.temperature, -np.inf)
-        logits -= logits.max(-1, keepdims=True)
-        attention = np.exp(logits)
-        attention /= attention.sum(-1, keepdims=True)
-        return scores.astype(np.float32), attention.astype(np.float32)
+    vision = load_encoder(source, modality="vision")
+    towers = {"text_en": load_encoder(source, modality="text"),
+              "text_ml": load_encoder(text_model, modality="text") if text_model else None}
+    for tower in filter(None, towers.values()):
+        if tower.dim != vision.dim:
+            raise ConfigError(f"vision encoder {vision.identity} ({vision.dim}-d) and text "
+                              f"encoder {tower.identity} ({tower.dim}-d) do not share an "
+                              "embedding space")
+    branches = tuple(slot[5:] for slot, tower in towers.items() if tower is not None)
+    # Every projection square (an absent tower's too), so all are identity and the head, hence
+    # the index identity, is the same on every load.
+    return create_model("meanP", vision=vision, **towers, embed_dim=vision.dim,
+                        text_dim_en=vision.dim, text_dim_ml=vision.dim,
+                        num_frames=num_frames, normalize_inputs=True, temporal="none",
+                        logit_scale_init=math.log(100.0), train_branches=branches).eval()
 
 
 def is_mumur_model_dir(path: str | os.PathLike) -> bool:
@@ -298,21 +299,18 @@ def load_embedder(source: str, text_model: str | None = None, num_frames: int = 
     Args:
         source: a trained mumur model folder, or a CLIP checkpoint (hub id, local transformers
             folder, or `open_clip:<arch>[:<pretrained>]`).
-        text_model: optional paired text encoder for CLIP checkpoints (e.g. an M-CLIP folder)
-            whose output space matches the vision tower; default: the checkpoint's own text tower.
+        text_model: optional paired multilingual text encoder for CLIP checkpoints (e.g. an
+            M-CLIP folder) whose output space matches the vision tower.
         num_frames: frames per video for CLIP checkpoints (a mumur model carries its own).
 
     Returns:
-        A `ModelEmbedder` or `ClipEmbedder`.
+        A `ModelEmbedder`.
     """
     if is_mumur_model_dir(source):
         from ..model import load_model
 
         return ModelEmbedder(load_model(source), source=str(Path(source).resolve()))
-    from ..encoders import load_encoder
-
     if os.path.isdir(source):
         source = str(Path(source).resolve())
-    vision = load_encoder(source, modality="vision")
-    text = load_encoder(text_model or source, modality="text")
-    return ClipEmbedder(vision, text, source=source, num_frames=num_frames, text_source=text_model)
+    model = clip_retrieval_model(source, text_model, num_frames)
+    return ModelEmbedder(model, source=source, text_source=text_model, kind="clip-meanpool")

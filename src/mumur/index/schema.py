@@ -10,6 +10,7 @@ Layout (schema version 2):
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -19,7 +20,7 @@ from ..errors import IndexCorruptError
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "connect", "migrate", "schema_version_of"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "index.sqlite"
 
 _SCHEMA_V2 = """
@@ -90,6 +91,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             `mtime` seconds; no content hash, no `failures` table.
         v2: `path BLOB` (exact bytes, non-UTF-8 names), `display_path`, `mtime_ns`, `hash`,
             `indexed_at`, `failures`.
+        v3: same tables; `meta.layout` says which stored arrays each query branch reads
+            (`_layout_meta_v3`: an older index served one query space for every language).
     Migration keeps every embedded item and its id (so URLs `/api/media/{id}` stay valid);
     `hash` is left NULL and filled by the next index run without re-embedding.
 
@@ -128,11 +131,31 @@ def migrate(conn: sqlite3.Connection) -> int:
                 )
             conn.execute("DROP TABLE items_old")
             conn.execute("DELETE FROM schema_version")
+        elif before == 2:
+            conn.execute("DELETE FROM schema_version")
         else:  # empty database
             _create_tables(conn)
+        if before >= 0:
+            _layout_meta_v3(conn, before)
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     return before
+
+
+def _layout_meta_v3(conn: sqlite3.Connection, before: int) -> None:
+    """Describe a pre-v3 index's arrays in v3 terms: they serve one query branch (the one its
+    identity names, else "ml": before v3 every query went through one text encoder). A mumur or
+    CLIP model now serves each trained branch, so its identity changed and such an index is
+    refused with a request to rebuild (`IndexStore.check_model`); other embedders keep working."""
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if "model_identity" not in meta or "layout" in meta:
+        return
+    branch = "en" if meta["model_identity"].endswith(":en") else "ml"
+    state = json.loads(meta.get("state_layout") or "null") or [["state", int(meta["state_dim"])]]
+    layout = {"branches": [branch], "state": state, "pooled": [["pooled", int(meta["dim"])]]}
+    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+        ("layout", json.dumps(layout)), ("pooled_dim", meta["dim"]),
+        ("layout_schema", str(before))])

@@ -1,38 +1,27 @@
-"""Search over an index: exact and two-stage ranking, calibrated scores, best timestamps.
+"""`mumur.Index`: an index folder opened for search.
 
-Two-stage (default):
-  1. stage 1: inner product of the query with every item's pooled vector (numpy matrix-vector
-     product, or faiss on float16 copies from 4096 items on), keep the top `shortlist` items;
-  2. stage 2: exact score of the shortlist with the model's fast path (for `mumur-dcm`:
-     `head.score_index_state`, equal to MuMUR eq. 1-5), sort, keep `k`.
-Exact (`exact=True`): stage 2 on every item, in chunks of videos (vectorised over items).
-
-Calibration (fitted on the index itself, per query): the query's scores against items it does not
-match form its null distribution. We estimate it robustly from the exact scores of a random sample
-of `null_sample` items (all items in exact mode) by the median and 1.4826 x MAD (robust to the few
-true matches in the sample) and report `calibrated` = z = (score - median) / scale. The best of N
-non-matching items reaches z_N = Phi^-1(1 - alpha / N) with probability about alpha (Bonferroni
-over the N candidates, Gaussian null; Student's t with n_null - 1 degrees of freedom since the
-scale is estimated from n_null scores), so an item is `relevant` when z >= z_N (alpha = 0.05).
-When the best result is below it, the answer is "no relevant results". With few items the
-threshold is conservative (the t quantile grows as n_null shrinks).
+A text query goes through the branch its language calls for (`language.choose_branch`, the rule
+evaluation uses: English through the English branch, the rest through the multilingual one), and
+is ranked by that branch's `SearchEngine` (engine.py: two-stage or exact, calibrated, with best
+timestamps) over the branch's stored arrays (`IndexLayout`). The engines share the loaded
+per-frame states; each has its branch's stage-1 vectors.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from statistics import NormalDist
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from ..errors import IndexMismatchError, QueryError
+from ..model import branch_for_language
 from .embedder import Embedder, embed_image_queries, load_embedder
-from .store import MEDIA_TYPES, IndexStore, ItemRecord, StoredArrays
+from .engine import SearchEngine, SearchResult, relevance_threshold, robust_null
+from .language import QueryLanguage, choose_branch, detect_language
+from .store import IndexStore, ItemRecord, StoredArrays
 
 __all__ = [
     "MAX_QUERY_CHARS",
@@ -47,24 +36,6 @@ __all__ = [
 
 MAX_QUERY_CHARS = 500
 MAX_TOP_K = 1000
-_SCALE_FLOOR = 1e-4
-_FAISS_MIN_ITEMS = 4096  # cosine differences below this are noise; avoids z = inf on flat scores
-
-ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass
-class SearchResult:
-    """One hit. `path` is printable (U+FFFD for undecodable bytes); `timestamp` is the best
-    matching second for videos (frame with the largest attention weight), None for images."""
-
-    id: int
-    path: str
-    score: float
-    media_type: str
-    timestamp: float | None
-    calibrated: float
-    relevant: bool
 
 
 @dataclass
@@ -78,6 +49,12 @@ class SearchResponse:
         mode: "two-stage", "exact" or "image".
         threshold: z a result needs to be `relevant`.
         relevant: whether the best result is relevant (False: "no relevant results").
+        candidates: items the query competed against.
+        branch: the text branch the query went through ("en" | "ml"; for an image query, the
+            branch whose stage-1 vectors it was compared with).
+        language: the query's language as given or confidently detected; None when unknown
+            (and for image queries).
+        language_detected: whether `language` came from detection.
     """
 
     results: list[SearchResult]
@@ -87,6 +64,9 @@ class SearchResponse:
     threshold: float
     relevant: bool = False
     candidates: int = 0
+    branch: str = "ml"
+    language: str | None = None
+    language_detected: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -100,219 +80,6 @@ class SearchResponse:
              "relevant": r.relevant}
             for r in self.results
         ]
-
-
-def relevance_threshold(n_candidates: int, n_null: int | None = None,
-                        alpha: float = 0.05) -> float:
-    """z a score must reach so that the best of `n_candidates` null scores exceeds it with
-    probability about `alpha` (Bonferroni): the 1 - alpha / n quantile of the null.
-
-    With the null's scale estimated from `n_null` samples, the quantile is Student's t with
-    `n_null - 1` degrees of freedom (a prediction bound), computed with the Cornish-Fisher
-    expansion of Abramowitz & Stegun 26.7.5 (error < 1e-3 for df >= 5); without `n_null`, the
-    Gaussian quantile.
-
-    Args:
-        n_candidates: items the query competes against (after the type filter).
-        n_null: samples the null was fitted on (None: known exactly).
-        alpha: false-relevance probability for a query with no matching item.
-
-    Returns:
-        The z threshold.
-    """
-    n = max(int(n_candidates), 1)
-    if alpha / n >= 1:
-        return -math.inf
-    z = NormalDist().inv_cdf(1.0 - alpha / n)
-    if n_null is None:
-        return float(z)
-    nu = max(int(n_null) - 1, 2)
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return float(z + g1 / nu + g2 / nu**2 + g3 / nu**3 + g4 / nu**4)
-
-
-def robust_null(scores: np.ndarray) -> tuple[float, float]:
-    """(median, 1.4826 * MAD) of a sample of scores, the scale floored at 1e-4."""
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    if scores.size == 0:
-        return 0.0, 1.0
-    median = float(np.median(scores))
-    scale = 1.4826 * float(np.median(np.abs(scores - median)))
-    return median, max(scale, _SCALE_FLOOR)
-
-
-def _as_float32(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.float32:
-        return array
-    import torch  # its float16 -> float32 conversion is vectorised; numpy's is not everywhere
-
-    return torch.from_numpy(array).float().numpy()
-
-
-class SearchEngine:
-    """Ranking over in-memory arrays (no I/O): used by `Index` and by the latency benchmark.
-
-    Args:
-        arrays: `StoredArrays` (pooled (N, d) float32, state (N, T, Ds), mask, timestamps, ...).
-        score_fn: exact scorer `(queries (1, d), state (B, T, Ds) float32, mask (B, T)) ->
-            (scores (1, B), attention (1, B, T))`, e.g. `Embedder.score`.
-        shortlist: stage-1 candidates re-scored exactly in two-stage mode.
-        null_sample: items scored to fit the per-query null distribution.
-        chunk_elems: state elements per exact-scoring chunk (bounds temporary memory).
-        alpha: false-relevance rate of the calibrated threshold.
-        stage1: "numpy" (exact fp32 matrix-vector product), "faiss" (inner product on float16
-            copies, `IndexScalarQuantizer` QT_fp16: half the memory traffic, ~4x faster at 1e5
-            items; rounding only affects which items enter the shortlist, whose scores are then
-            computed exactly) or "auto" (faiss from 4096 items on).
-    """
-
-    def __init__(self, arrays: StoredArrays, score_fn: ScoreFn, shortlist: int = 128,
-                 null_sample: int = 128, chunk_elems: int = 1 << 23, alpha: float = 0.05,
-                 stage1: str = "auto"):
-        self.arrays = arrays
-        self.score_fn = score_fn
-        self.shortlist = int(shortlist)
-        self.null_sample = int(null_sample)
-        self.chunk_elems = int(chunk_elems)
-        self.alpha = alpha
-        self._rows = {None: np.arange(len(arrays.ids))}
-        for code, name in enumerate(MEDIA_TYPES):
-            self._rows[name] = np.flatnonzero(arrays.media_types == code)
-        self._rng_seed = int(arrays.generation)
-        self._faiss = {}
-        if stage1 == "faiss" or (stage1 == "auto" and len(arrays.ids) >= _FAISS_MIN_ITEMS):
-            self._build_faiss()
-
-    def _build_faiss(self) -> None:
-        import faiss
-
-        faiss.omp_set_num_threads(1)  # one query at a time: threads only add sync latency
-        for name in MEDIA_TYPES:
-            rows = self._rows[name]
-            if len(rows):
-                index = faiss.IndexScalarQuantizer(self.arrays.pooled.shape[1],
-                                                   faiss.ScalarQuantizer.QT_fp16,
-                                                   faiss.METRIC_INNER_PRODUCT)
-                index.add(np.ascontiguousarray(self.arrays.pooled[rows]))
-                self._faiss[name] = (index, rows)
-
-    def stage1_bytes(self) -> int:
-        """Extra memory of the stage-1 structures (the faiss float16 copies)."""
-        return sum(index.sa_code_size() * index.ntotal for index, _ in self._faiss.values())
-
-    def _stage1(self, query: np.ndarray, media_type: str | None, r: int) -> np.ndarray:
-        """Rows of the `r` best pooled inner products (within `media_type`)."""
-        if not self._faiss:
-            rows = self._rows[media_type]
-            coarse = self.arrays.pooled @ query  # (N,)
-            if media_type is not None:
-                coarse = coarse[rows]
-            top = np.argpartition(-coarse, r - 1)[:r] if r < len(rows) else np.arange(len(rows))
-            return rows[top]
-        scores, found = [], []
-        for name in [media_type] if media_type else MEDIA_TYPES:
-            if name in self._faiss:
-                index, rows = self._faiss[name]
-                s, i = index.search(query[None], min(r, index.ntotal))  # (1, r)
-                scores.append(s[0])
-                found.append(rows[i[0]])
-        scores, found = np.concatenate(scores), np.concatenate(found)
-        return found[np.argsort(-scores, kind="stable")[:r]]
-
-    def __len__(self) -> int:
-        return len(self.arrays.ids)
-
-    def _score_rows(self, query: np.ndarray, rows: np.ndarray):
-        """Exact scores and attention of `rows`, chunked over items: (B,), (B, T)."""
-        a = self.arrays
-        t, ds = a.state.shape[1], a.state.shape[2]
-        chunk = max(1, self.chunk_elems // max(1, t * ds))
-        scores = np.empty(len(rows), np.float32)
-        attention = np.empty((len(rows), t), np.float32)
-        for start in range(0, len(rows), chunk):
-            sel = rows[start:start + chunk]
-            s, w = self.score_fn(query[None], _as_float32(a.state[sel]),
-                                 a.mask[sel])  # (1, b), (1, b, T)
-            scores[start:start + len(sel)] = s[0]
-            attention[start:start + len(sel)] = w[0]
-        return scores, attention
-
-    def _null_rows(self, rows: np.ndarray) -> np.ndarray:
-        """A fixed random sample of `rows` (seeded by the index generation) for the null fit."""
-        if len(rows) <= self.null_sample:
-            return rows
-        rng = np.random.default_rng(self._rng_seed)
-        return np.sort(rng.choice(rows, self.null_sample, replace=False))
-
-    def search(self, query: np.ndarray, k: int = 10, media_type: str | None = None,
-               exact: bool = False, by_pooled: bool = False) -> tuple[list[SearchResult], dict]:
-        """Rank items for one query vector.
-
-        Args:
-            query: (d,) float32 query vector (L2-normalised).
-            k: results to return.
-            media_type: None, "image" or "video".
-            exact: score every item with `score_fn` instead of the two-stage path.
-            by_pooled: rank by pooled cosine only (image queries); `score_fn` is used only for
-                the best timestamp of the returned videos.
-
-        Returns:
-            (results best first, {"mode", "threshold", "candidates"}).
-        """
-        a = self.arrays
-        query = np.asarray(query, dtype=np.float32).reshape(-1)
-        rows = self._rows[media_type]
-        n = len(rows)
-        n_null = n if (exact or by_pooled or n <= self.null_sample) else self.null_sample
-        threshold = relevance_threshold(n, n_null, self.alpha)
-        info = {"threshold": threshold, "candidates": n}
-        if n == 0:
-            info["mode"] = "image" if by_pooled else ("exact" if exact else "two-stage")
-            return [], info
-        k = min(int(k), n)
-        if by_pooled:
-            info["mode"] = "image"
-            coarse = a.pooled[rows] @ query if media_type else a.pooled @ query  # (n,)
-            top = np.argpartition(-coarse, k - 1)[:k] if k < n else np.arange(n)
-            top = top[np.argsort(-coarse[top], kind="stable")]
-            sel, scores = rows[top], coarse[top]
-            _, attention = self._score_rows(query, sel)
-            median, scale = robust_null(coarse)  # all pooled scores are already computed
-        elif exact:
-            info["mode"] = "exact"
-            all_scores, all_attention = self._score_rows(query, rows)
-            top = np.argpartition(-all_scores, k - 1)[:k] if k < n else np.arange(n)
-            top = top[np.argsort(-all_scores[top], kind="stable")]
-            sel, scores, attention = rows[top], all_scores[top], all_attention[top]
-            median, scale = robust_null(all_scores)
-        else:
-            info["mode"] = "two-stage"
-            cand = self._stage1(query, media_type, min(n, max(self.shortlist, k)))
-            null_rows = self._null_rows(rows)
-            # Stage 2 and the null sample in one scoring call (one pass over their states).
-            both = np.concatenate([cand, null_rows])
-            s2, w2 = self._score_rows(query, both)
-            median, scale = robust_null(s2[len(cand):])
-            s2, w2 = s2[:len(cand)], w2[:len(cand)]
-            order = np.argsort(-s2, kind="stable")[:k]
-            sel, scores, attention = cand[order], s2[order], w2[order]
-        results = []
-        for row, score, att in zip(sel, scores, attention):
-            video = a.media_types[row] == 1
-            timestamp = None
-            if video:
-                frame = int(np.argmax(np.where(a.mask[row], att, -np.inf)))
-                timestamp = round(float(a.timestamps[row, frame]), 3)
-            z = (float(score) - median) / scale
-            results.append(SearchResult(
-                id=int(a.ids[row]), path=a.paths[row], score=round(float(score), 6),
-                media_type=MEDIA_TYPES[int(a.media_types[row])], timestamp=timestamp,
-                calibrated=round(z, 3), relevant=bool(z >= threshold),
-            ))
-        return results, info
 
 
 def _validate(query: str, k: int, media_type: str | None) -> str:
@@ -333,9 +100,10 @@ class Index:
     """An index folder opened for search (the `mumur.Index` Python API).
 
     The query model is the one recorded in the index (loaded lazily on the first text search),
-    or `embedder` when given; a model with another identity raises `IndexMismatchError`. Arrays
-    are cached in memory and reloaded when the index's generation counter changes, so a long-lived
-    reader (the server) sees an index run's commits without restarting.
+    or `embedder` when given; a model with another identity or layout raises
+    `IndexMismatchError`. Arrays are cached in memory and reloaded when the index's generation
+    counter changes, so a long-lived reader (the server) sees an index run's commits without
+    restarting.
 
     Args:
         root: index folder.
@@ -352,11 +120,12 @@ class Index:
         if "model_identity" not in meta:
             raise IndexMismatchError(f"index {root} has no model yet: run `mumur index` first")
         if embedder is not None:
-            self.store.check_model(embedder.identity, meta)
+            self.store.check_model(embedder, meta)
         self._embedder = embedder
         self._model = model
         self.shortlist = shortlist
-        self._engine: SearchEngine | None = None
+        self._arrays: StoredArrays | None = None
+        self._engines: dict[str, SearchEngine] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -366,62 +135,102 @@ class Index:
 
     @property
     def embedder(self) -> Embedder:
-        """The query embedder (loaded on first use, identity checked)."""
+        """The query embedder (loaded on first use, identity and layout checked)."""
         if self._embedder is None:
             meta = self.store.meta()
             embedder = load_embedder(self._model or meta["model_source"],
                                      text_model=meta.get("text_source") or None,
                                      num_frames=int(meta.get("num_frames", 12)))
-            self.store.check_model(embedder.identity, meta)
+            self.store.check_model(embedder, meta)
             self._embedder = embedder
         return self._embedder
 
-    def engine(self) -> SearchEngine:
-        """The in-memory search engine, reloaded when the index changed."""
+    @property
+    def branches(self) -> tuple[str, ...]:
+        """The query branches the index serves (the model's trained branches)."""
+        return self.embedder.layout.branches
+
+    def default_branch(self) -> str:
+        """The branch of a query of unknown language (multilingual when served)."""
+        return branch_for_language(None, self.branches)
+
+    def engine(self, branch: str | None = None) -> SearchEngine:
+        """The in-memory search engine of `branch` (default: `default_branch`), reloaded when the
+        index changed."""
+        branch = branch or self.default_branch()
+        layout = self.embedder.layout
+        columns = layout.pooled_columns(branch)  # ValueError for a branch the index lacks
         with self._lock:
             generation = self.store.generation()
-            if self._engine is None or self._engine.arrays.generation != generation:
-                arrays = self.store.load_arrays()
-                self._engine = SearchEngine(arrays, self.embedder.score, shortlist=self.shortlist)
-            return self._engine
+            if self._arrays is None or self._arrays.generation != generation:
+                self._arrays, self._engines = self.store.load_arrays(), {}
+            if branch not in self._engines:
+                arrays = self._arrays
+                if (columns.start, columns.stop) != (0, arrays.pooled.shape[1]):
+                    arrays = replace(arrays, pooled=np.ascontiguousarray(arrays.pooled[:, columns]))
+
+                def score(queries, state, mask, branch=branch):
+                    return self.embedder.score(queries, state, mask, branch)
+
+                self._engines[branch] = SearchEngine(arrays, score, shortlist=self.shortlist)
+            return self._engines[branch]
+
+    def warm_up(self) -> None:
+        """Load now what the first searches would (model, every branch's engine, the language
+        detector when it is used), so a server fails at startup and answers fast."""
+        for branch in self.branches:
+            self.engine(branch)
+        if {"en", "ml"} <= set(self.branches):
+            detect_language("warm up")
+
+    def query_language(self, query: str, language: str | None = None) -> QueryLanguage:
+        """The branch `query` goes through, with the language given or detected."""
+        return choose_branch(query, language, self.branches)
 
     def search(self, query: str, k: int = 10, media_type: str | None = None,
-               exact: bool = False) -> SearchResponse:
+               exact: bool = False, language: str | None = None) -> SearchResponse:
         """Text search in any language.
 
         Args:
             query: the text (1..500 characters).
             k: results (1..1000).
             media_type: None, "image" or "video".
-            exact: exact DCM score on every item instead of two-stage.
+            exact: exact score on every item instead of two-stage.
+            language: the query's language code ("en", "de", ...); None: detect it when the
+                index serves both branches (`mumur.index.language`).
 
         Returns:
-            `SearchResponse`.
+            `SearchResponse` (with the branch and language used).
 
         Raises:
-            QueryError: invalid query, k or type.
+            QueryError: invalid query, k, type or language code.
         """
         start = time.perf_counter()
         text = _validate(query, k, media_type)
-        vector = self.embedder.encode_queries([text])[0]  # (d,)
-        results, info = self.engine().search(vector, k, media_type, exact=exact)
-        return self._response(results, info, query, start)
+        chosen = self.query_language(text, language)
+        vector = self.embedder.encode_queries([text], chosen.branch)[0]  # (d,)
+        results, info = self.engine(chosen.branch).search(vector, k, media_type, exact=exact)
+        return self._response(results, info, query, start, chosen)
 
     def search_image(self, path: str | os.PathLike, k: int = 10,
                      media_type: str | None = None) -> SearchResponse:
-        """Image-as-query: embed the image through the vision side, rank by pooled cosine."""
+        """Image-as-query: embed the image through the vision side, rank by pooled cosine (in the
+        default branch's stage-1 space)."""
         start = time.perf_counter()
         _validate("image", k, media_type)
-        vector = embed_image_queries(self.embedder, [os.fspath(path)])[0]  # (d,)
-        results, info = self.engine().search(vector, k, media_type, by_pooled=True)
-        return self._response(results, info, os.fspath(path), start)
+        branch = self.default_branch()
+        vector = embed_image_queries(self.embedder, [os.fspath(path)], branch)[0]  # (d,)
+        results, info = self.engine(branch).search(vector, k, media_type, by_pooled=True)
+        return self._response(results, info, os.fspath(path), start, QueryLanguage(branch, None))
 
     @staticmethod
-    def _response(results, info, query, start) -> SearchResponse:
+    def _response(results, info, query, start, chosen: QueryLanguage) -> SearchResponse:
         return SearchResponse(
             results=results, query=query, took_ms=round((time.perf_counter() - start) * 1e3, 3),
             mode=info["mode"], threshold=round(info["threshold"], 3),
             relevant=bool(results and results[0].relevant), candidates=info["candidates"],
+            branch=chosen.branch, language=chosen.language,
+            language_detected=chosen.detected,
         )
 
     def item(self, item_id: int) -> ItemRecord | None:

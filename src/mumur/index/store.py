@@ -7,8 +7,9 @@ snapshot while an index run writes, and the file format is stable and inspectabl
 
 The tables, their migrations and the connection settings are in `mumur.index.schema`.
 
-Arrays are little-endian float32 or float16 (`meta.dtype`): `pooled` (d,), `state` (n_frames, Ds),
-`timestamps` (n_frames,) always float32.
+Arrays are little-endian float32 or float16 (`meta.dtype`): `pooled` (P,) (one stage-1 vector per
+distinct branch vector), `state` (n_frames, Ds), `timestamps` (n_frames,) always float32;
+`meta.layout` (`IndexLayout` JSON) names their parts. Schema version 3 (tables unchanged since 2).
 """
 
 from __future__ import annotations
@@ -157,15 +158,16 @@ class IndexStore:
                 meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
                 if "model_identity" in meta:
                     self._conn.execute("COMMIT")
-                    self.check_model(embedder.identity, meta)
+                    self.check_model(embedder, meta)
                     return
                 values = {
                     "model_identity": embedder.identity,
                     "model_source": embedder.source,
                     "text_source": getattr(embedder, "text_source", None) or "",
                     "dim": str(embedder.dim),
-                    "state_dim": str(embedder.state_dim),
-                    "state_layout": json.dumps(embedder.state_layout),
+                    "pooled_dim": str(embedder.layout.pooled_dim),
+                    "state_dim": str(embedder.layout.state_dim),
+                    "layout": embedder.layout.to_json(),
                     "num_frames": str(embedder.num_frames),
                     "dtype": dtype,
                     "generation": "0",
@@ -178,16 +180,29 @@ class IndexStore:
                     self._conn.execute("ROLLBACK")
                 raise
 
-    def check_model(self, identity: str, meta: dict | None = None) -> None:
-        """Raise `IndexMismatchError` unless `identity` is the index's model."""
+    def check_model(self, embedder, meta: dict | None = None) -> None:
+        """Raise `IndexMismatchError` unless `embedder` is the index's model (identity) and needs
+        the arrays the index stores (layout)."""
         meta = meta if meta is not None else self.meta()
         stored = meta.get("model_identity")
-        if stored is not None and stored != identity:
+        if stored is None:
+            return
+        old = meta.get("layout_schema")
+        rebuild = (f" The index was written by an older mumur (schema version {old}) that stored "
+                   "one query branch for every language; rebuild it (`mumur index PATH... --index "
+                   "NEW_DIR --model ...`) to search each language through its branch."
+                   if old is not None else "")
+        if stored != embedder.identity:
             raise IndexMismatchError(
                 f"index {self.root} was built with model {meta.get('model_source')!r} "
-                f"(identity {stored}); the given model has identity {identity}. Query and index "
-                "embeddings would not be comparable: search with the same model, or build a new "
-                "index in another folder"
+                f"(identity {stored}); the given model has identity {embedder.identity}. Query "
+                "and index embeddings would not be comparable: search with the same model, or "
+                f"build a new index in another folder.{rebuild}"
+            )
+        if json.loads(meta.get("layout", "null")) != json.loads(embedder.layout.to_json()):
+            raise IndexMismatchError(
+                f"index {self.root} stores arrays {meta.get('layout')}; the model needs "
+                f"{embedder.layout.to_json()}.{rebuild or ' Rebuild the index.'}"
             )
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -231,6 +246,7 @@ class IndexStore:
             "model": meta.get("model_source"),
             "schema_version": self.schema_version(),
             "model_identity": meta.get("model_identity"),
+            "branches": json.loads(meta["layout"])["branches"] if "layout" in meta else [],
             "dtype": meta.get("dtype"),
             "generation": int(meta.get("generation", 0)),
         }
@@ -331,7 +347,7 @@ class IndexStore:
             finally:
                 self._conn.execute("COMMIT")
         n = len(rows)
-        dim, sdim = int(meta.get("dim", 0)), int(meta.get("state_dim", 0))
+        dim, sdim = int(meta.get("pooled_dim", 0)), int(meta.get("state_dim", 0))
         t_max = max((r[3] for r in rows), default=1)
         arrays = StoredArrays(
             ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),

@@ -82,8 +82,7 @@ def load_resources(index_dir: str | os.PathLike, embedder=None, api_key: str | N
         `Resources`.
     """
     index = Index(index_dir, embedder=embedder)
-    _ = index.embedder  # load now: fail at startup, not on the first request
-    index.engine()
+    index.warm_up()  # load now: fail at startup, not on the first request
     return Resources(index=index, thumb_dir=Path(thumb_dir or Path(index_dir) / "thumbs"),
                      api_key=api_key)
 

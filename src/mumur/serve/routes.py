@@ -49,10 +49,14 @@ def search(
     k: int = Query(10, ge=1, le=MAX_K, description="Number of results."),
     type: Literal["image", "video"] | None = Query(None, description="Media type filter."),
     exact: bool = Query(False, description="Exact scoring of every item (slower)."),
+    lang: str | None = Query(None, min_length=2, max_length=35, description="Query language "
+                             "code (en, de, zh-Hant, ...): English goes through the English "
+                             "branch, others through the multilingual one. Default: detected; "
+                             "only a confident English detection counts as English."),
     res: Resources = Depends(resources),
 ) -> dict:
     """Rank indexed media for a text query (QueryError -> 400)."""
-    response = res.index.search(q, k=k, media_type=type, exact=exact)
+    response = res.index.search(q, k=k, media_type=type, exact=exact, language=lang)
     body = response.to_dict()
     body.pop("candidates", None)
     return body

@@ -30,6 +30,13 @@ class SearchReply(BaseModel):
     mode: Literal["two-stage", "exact", "image"]
     relevant: bool = Field(description="False means 'no relevant results'.")
     threshold: float
+    branch: Literal["en", "ml"] = Field(
+        description="Text branch the query went through: English queries through the English "
+        "branch, other or undetermined languages through the multilingual one (as evaluation).")
+    language: str | None = Field(
+        description="The query language as given (`lang`) or confidently detected; null when "
+        "unknown.")
+    language_detected: bool = Field(description="Whether `language` was detected.")
 
 
 class HealthReply(BaseModel):
