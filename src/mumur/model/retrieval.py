@@ -1,153 +1,40 @@
-"""The retrieval model: encoders (vision, English text, multilingual text) + a method head.
-
-`create_model(name, **overrides)` builds one from a registered head name; `RetrievalModel.save`
-writes ``config.json`` + ``model.safetensors`` (head weights) + one subfolder per encoder (written
-by the encoder's own `save`, tokenizer included; never pickle); `load_model(path)` reads it back.
-Encoders are optional: a model without them scores precomputed features (feature caches).
-"""
+"""`RetrievalModel`: encoders (vision, English text, multilingual text) + a method head; MuMUR
+§3.2. Encoders are optional: a model without them scores precomputed features (feature caches)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .config import config_from_dict, config_to_dict, read_json, replace_config, write_json
-from .errors import ConfigError, ModelLoadError
-from .heads import BRANCHES, HeadConfig, RetrievalHead
-from .heads.base import HeadInputs
-from .heads.base import check_branch
-from .losses import LossOutput
-from .registry import HEADS
+from ..config import replace_config, write_json
+from ..errors import ConfigError
+from ..heads import BRANCHES, RetrievalHead
+from ..heads.base import HeadInputs, check_branch
+from ..losses import LossOutput
+from .spec import (
+    CONFIG_FILE,
+    ENCODER_SLOTS,
+    FORMAT,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    MediaFeatures,
+    ModelConfig,
+    head_class,
+)
 
-__all__ = [
-    "CONFIG_FILE",
-    "WEIGHTS_FILE",
-    "MediaFeatures",
-    "ModelConfig",
-    "RetrievalModel",
-    "branch_for_language",
-    "create_model",
-    "list_models",
-    "load_model",
-]
+__all__ = ["RetrievalModel"]
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-FORMAT = "mumur-model"
-FORMAT_VERSION = 1
-ENCODER_SLOTS = {"vision": "vision", "text_en": "text", "text_ml": "text"}  # slot -> modality
-FRAME_SAMPLING = ("uniform", "random")
 _STANDARD_BATCH_KEYS = frozenset(
     {"pixel_values", "frame_features", "mask"}
     | {f"text_{b}{suffix}" for b in BRANCHES for suffix in ("", "_features")})
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """What a `RetrievalModel` is made of.
-
-    Args:
-        head: registered head name (`list_models()`).
-        head_config: the head's frozen config dataclass.
-        vision: vision encoder spec (name or path for `mumur.load_encoder`), or None.
-        text_en: English text encoder spec, or None.
-        text_ml: multilingual text encoder spec, or None (equal specs share one encoder).
-        num_frames: frames sampled per video (MuMUR §4.3: 16 for MSRVTT/MSVD).
-        frame_sampling: training-time sampling, "uniform" | "random" (§5.5.6); inference is
-            always uniform.
-        image_size: input side when there is no vision encoder to say it.
-    """
-
-    head: str = "mumur-dcm"
-    head_config: HeadConfig | None = None
-    vision: str | None = None
-    text_en: str | None = None
-    text_ml: str | None = None
-    num_frames: int = 16
-    frame_sampling: str = "uniform"
-    image_size: int = 224
-
-    def __post_init__(self):
-        if self.frame_sampling not in FRAME_SAMPLING:
-            raise ConfigError(f"frame_sampling={self.frame_sampling!r}; expected one of "
-                              f"{FRAME_SAMPLING}")
-        if self.num_frames <= 0:
-            raise ConfigError(f"num_frames must be positive, got {self.num_frames}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (head config nested)."""
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], context: str = "model config") -> ModelConfig:
-        """Inverse of `to_dict`.
-
-        Raises:
-            ConfigError: unknown head name, unknown keys or invalid values.
-        """
-        data = dict(data)
-        head_cls = _head_class(data.get("head", cls.head))
-        head_cfg = config_from_dict(head_cls.config_class, data.pop("head_config", None) or {},
-                                    context=f"{context}: head_config")
-        return config_from_dict(cls, {**data, "head_config": head_cfg}, context=context)
-
-
-@dataclass
-class MediaFeatures:
-    """Query-independent media side of a batch of files.
-
-    Attributes:
-        frames_ctx: (B, T, d) contextualised frame states (what the index stores).
-        mask: (B, T) bool, True = valid frame (images: one).
-        timestamps: (B, T) float32 seconds of each frame (0 for padding and images).
-    """
-
-    frames_ctx: torch.Tensor
-    mask: torch.Tensor
-    timestamps: torch.Tensor
-
-
-def branch_for_language(language: str | None, branches: Sequence[str]) -> str:
-    """The text branch a query in `language` goes through (MuMUR §3.2.5); evaluation and search
-    both call this, so reported English figures describe English search.
-
-    English (any ``en`` tag) uses the English branch when it is among `branches`; every other
-    language, and an unknown one (None), uses the multilingual branch, which handles English
-    too; a model with one branch uses it for everything.
-
-    Args:
-        language: BCP-47-style code ("en", "de", "zh-Hant", ...) or None when unknown.
-        branches: the branches that can serve queries (`RetrievalModel.query_branches()`).
-
-    Raises:
-        ValueError: `branches` is empty.
-    """
-    branches = [check_branch(b) for b in branches]
-    if not branches:
-        raise ValueError("no text branch to encode queries with (none has a trained encoder)")
-    english = language is not None and language.replace("_", "-").split("-")[0].lower() == "en"
-    if english and "en" in branches:
-        return "en"
-    return "ml" if "ml" in branches else branches[0]
-
-
-def _head_class(name: str) -> type[RetrievalHead]:
-    try:
-        return HEADS.get(name)
-    except KeyError as exc:
-        raise ConfigError(exc.args[0]) from None
-
-
-def list_models() -> list[str]:
-    """Names accepted by `create_model` (registered method heads)."""
-    return HEADS.names()
 
 
 class RetrievalModel(nn.Module):
@@ -163,7 +50,7 @@ class RetrievalModel(nn.Module):
                  vision: nn.Module | None = None, text_en: nn.Module | None = None,
                  text_ml: nn.Module | None = None):
         super().__init__()
-        head_cls = _head_class(config.head)
+        head_cls = head_class(config.head)
         if config.head_config is None:
             config = replace_config(config, head_config=head_cls.config_class())
         self.config = config
@@ -249,7 +136,7 @@ class RetrievalModel(nn.Module):
         Raises:
             MediaDecodeError: a file cannot be decoded.
         """
-        from .media.decode import read_frames
+        from ..media.decode import read_frames
 
         vision = self._vision_encoder()
         n_frames = self.config.num_frames
@@ -379,106 +266,3 @@ def _update_digest(digest, module: nn.Module) -> None:
         digest.update(t.view(torch.uint8).numpy().tobytes())
 
 
-def _load_encoder(spec: str | nn.Module, slot: str) -> nn.Module:
-    if isinstance(spec, nn.Module):
-        return spec
-    from .encoders import load_encoder
-
-    return load_encoder(spec, modality=ENCODER_SLOTS[slot])
-
-
-def create_model(name: str, *, vision: str | nn.Module | None = None,
-                 text_en: str | nn.Module | None = None, text_ml: str | nn.Module | None = None,
-                 head_config: HeadConfig | None = None, **overrides) -> RetrievalModel:
-    """Build a model from a registered head name.
-
-    Args:
-        name: head name (`list_models()`), e.g. "mumur-dcm" or "meanP".
-        vision, text_en, text_ml: encoder specs for `mumur.load_encoder`, built encoders, or None.
-            Equal specs for text_en and text_ml load one shared encoder (MuMUR §5.5.2 ablation).
-        head_config: start from this head config instead of the head's defaults.
-        **overrides: `ModelConfig` fields (num_frames, frame_sampling, image_size) and head
-            config fields (embed_dim, temporal, num_heads, dropout, share_branches, ...). The
-            head's input dims default to the encoders' output dims.
-
-    Returns:
-        a RetrievalModel (head randomly initialised).
-
-    Raises:
-        ConfigError: unknown head name or option, or mismatched dims.
-    """
-    head_cls = _head_class(name)
-    model_fields = {f.name for f in fields(ModelConfig)} - {"head", "head_config"} - set(
-        ENCODER_SLOTS)
-    model_over = {k: v for k, v in overrides.items() if k in model_fields}
-    head_over = {k: v for k, v in overrides.items() if k not in model_fields}
-    specs = {"vision": vision, "text_en": text_en, "text_ml": text_ml}
-    encoders: dict[str, nn.Module | None] = {}
-    for slot, spec in specs.items():
-        shared = slot == "text_ml" and isinstance(spec, str) and spec == specs["text_en"]
-        encoders[slot] = (encoders["text_en"] if shared else
-                          _load_encoder(spec, slot) if spec is not None else None)
-    dims = {"frame_dim": encoders["vision"], "text_dim_en": encoders["text_en"],
-            "text_dim_ml": encoders["text_ml"]}
-    for key, encoder in dims.items():
-        if encoder is not None:
-            head_over.setdefault(key, encoder.dim)
-    config = head_config if head_config is not None else head_cls.config_class()
-    config = replace_config(config, context=f"head {name!r}", **head_over)
-    spec_names = {slot: (spec if isinstance(spec, str) or spec is None
-                         else getattr(spec, "source", type(spec).__name__))
-                  for slot, spec in specs.items()}
-    model_config = ModelConfig(head=name, head_config=config, **spec_names, **model_over)
-    return RetrievalModel(model_config, head_cls(config), **encoders)
-
-
-def load_model(path: str | Path) -> RetrievalModel:
-    """Load a folder written by `RetrievalModel.save`.
-
-    Args:
-        path: the model folder.
-
-    Returns:
-        the model in eval mode, scoring identically to the saved one.
-
-    Raises:
-        ModelLoadError: missing/invalid files or weights that do not fit the config.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ModelLoadError(f"{folder}: not a mumur model folder (does not exist)")
-    meta = read_json(folder / CONFIG_FILE, error=ModelLoadError)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelLoadError(f"{folder / CONFIG_FILE}: not a mumur model config "
-                             f"(format != {FORMAT!r})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelLoadError(f"{folder}: format_version {meta['format_version']} is newer than "
-                             f"this mumur ({FORMAT_VERSION})")
-    try:
-        config = ModelConfig.from_dict(meta["config"], context=str(folder / CONFIG_FILE))
-    except (ConfigError, KeyError) as exc:
-        raise ModelLoadError(f"{folder / CONFIG_FILE}: {exc}") from None
-    model = RetrievalModel(config)
-    try:
-        state = load_file(str(folder / WEIGHTS_FILE))
-    except (FileNotFoundError, SafetensorError, OSError) as exc:
-        raise ModelLoadError(f"{folder / WEIGHTS_FILE}: cannot read weights ({exc})") from None
-    try:
-        model.head.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"{folder / WEIGHTS_FILE}: weights do not fit the config: "
-                             f"{exc}") from None
-    loaded: dict[str, nn.Module] = {}
-    for slot, sub in (meta.get("encoder_folders") or {}).items():
-        if slot not in ENCODER_SLOTS:
-            raise ModelLoadError(f"{folder / CONFIG_FILE}: unknown encoder slot {slot!r}")
-        if sub not in loaded:
-            if not (folder / sub).is_dir():
-                raise ModelLoadError(f"{folder}: encoder folder {sub!r} is missing")
-            loaded[sub] = _load_encoder(str(folder / sub), sub)
-        setattr(model, slot, loaded[sub])
-    model._check_dims()
-    return model.eval()
