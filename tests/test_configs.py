@@ -30,7 +30,9 @@ from mumur.train.config import parse_experiment_config
 CLIP = "openai/clip-vit-base-patch32"
 MCLIP = "M-CLIP/XLM-Roberta-Large-Vit-B-32"
 PAPER_MODEL = {"name": "mumur-dcm", "encoders": {"vision": CLIP, "text_en": CLIP, "text_ml": MCLIP},
-               "overrides": {"embed_dim": 512, "dropout": 0.4, "num_heads": 1}}
+               # ln 100: CLIP's learned scale, which CLIP4Clip / X-Pool start from (deviations.md)
+               "overrides": {"embed_dim": 512, "dropout": 0.4, "num_heads": 1,
+                             "logit_scale_init": 4.605170185988092}}
 
 
 def test_every_shipped_config_parses(tmp_path):
@@ -83,8 +85,8 @@ def test_known_answer_mumur_msrvtt9k():
                  "val_split": None, "options": {}, "translations": "/T"},
         "train": {"epochs": 5, "batch_size": 32, "lr": 1e-4, "min_lr_ratio": 0.01,
                   "warmup_ratio": 0.0, "seed": 0, "freeze_vision": True, "freeze_text": True,
-                  "en_only": False, "validate": False, "ml_languages": ["fr"],
-                  "cache_dir": "/C"}}
+                  "en_only": False, "validate": False, "epoch_unit": "pair",
+                  "ml_languages": ["fr"], "cache_dir": "/C"}}
     p = get_preset("mumur-msrvtt9k")
     assert (p.max_text_length, p.v2t_protocol, p.paper_table) == (32, "group", "mumur-table1")
 
@@ -100,7 +102,7 @@ def test_known_answer_leccr_and_mlmm():
     assert cfg["train"] == {"epochs": 40, "batch_size": 32, "lr": 1e-5, "min_lr_ratio": 0.01,
                             "warmup_ratio": 0.0, "seed": 0, "freeze_vision": True,
                             "freeze_text": True, "en_only": False, "validate": True,
-                            "ml_languages": ["de"]}
+                            "epoch_unit": "video", "ml_languages": ["de"]}
     assert eval_config(get_preset("mlmm-ft-en-multi30k"), "/M", "/D") == {
         "model": "/M", "data": {"benchmark": "multi30k", "root": "/D", "split": "test",
                                 "languages": ["en", "de", "fr", "cs"]},

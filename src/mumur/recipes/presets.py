@@ -90,6 +90,8 @@ class Preset:
         warmup_ratio: linear warm-up fraction.
         freeze_backbone: train on cached features of frozen encoders.
         backbone_lr: encoder learning rate when `freeze_backbone` is False.
+        epoch_unit: `pair` (an epoch visits every (video, caption) pair, as X-Pool / CLIP4Clip
+            iterate MSR-VTT-9k; MuMUR builds on them) or `video` (one caption per video).
         sources: the paper statements the figures come from.
         notes: settings the paper leaves unstated and what the preset does instead.
     """
@@ -120,6 +122,7 @@ class Preset:
     warmup_ratio: float = 0.0
     freeze_backbone: bool = True
     backbone_lr: float | None = None
+    epoch_unit: str = "video"
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -212,7 +215,7 @@ def experiment_config(preset: Preset, data_root: str | Path, *,
         "min_lr_ratio": round(preset.min_lr / preset.lr, 12), "warmup_ratio": preset.warmup_ratio,
         "seed": seed, "freeze_vision": preset.freeze_backbone,
         "freeze_text": preset.freeze_backbone, "en_only": preset.en_only,
-        "validate": preset.val_split is not None,
+        "validate": preset.val_split is not None, "epoch_unit": preset.epoch_unit,
     }
     if preset.ml_languages is not None and not preset.en_only:
         train["ml_languages"] = list(preset.ml_languages)
