@@ -20,6 +20,7 @@ from .world import TRAVEL, Scene, SceneObject
 
 __all__ = [
     "COLOUR_RGB",
+    "OBJECT_RADIUS",
     "RenderConfig",
     "object_state",
     "render_audio",
@@ -36,7 +37,7 @@ COLOUR_RGB = {
     "white": (250, 250, 250), "black": (12, 12, 12),
 }
 # Object radius as a fraction of the frame side.
-_RADIUS = {"small": 0.09, "large": 0.18}
+OBJECT_RADIUS = {"small": 0.09, "large": 0.18}
 _ROTATION_DEGREES = 270.0  # total turn of a rotating object over the clip
 _SCALE_RANGE = (0.75, 1.25)  # grows: 0.75 -> 1.25 of its size; shrinks: the reverse
 
@@ -208,7 +209,7 @@ def object_state(obj: SceneObject, t: float) -> tuple[float, float, float, float
 
 def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, t: float, side: int) -> None:
     x, y, angle, scale = object_state(obj, t)
-    radius = _RADIUS[obj.size] * scale * side
+    radius = OBJECT_RADIUS[obj.size] * scale * side
     theta = math.radians(angle)
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     if obj.shape not in _OUTLINES:
