@@ -235,20 +235,23 @@ def _compose(background: Image.Image, scene: Scene, t: float, cfg: RenderConfig)
     return img.resize((cfg.size, cfg.size), Image.Resampling.BOX)
 
 
-def render_frames(scene: Scene, rng: np.random.Generator, cfg: RenderConfig) -> list[Image.Image]:
-    """All frames of a video scene.
+def render_frames(scene: Scene, rng: np.random.Generator, cfg: RenderConfig,
+                  num_frames: int | None = None) -> list[Image.Image]:
+    """All frames of a video scene (or of one shot: its motions run over its own frames).
 
     Args:
         scene: a video scene.
         rng: the item's render stream (used for the background texture).
         cfg: output format.
+        num_frames: frames to draw (default `cfg.num_frames`, the whole clip).
 
     Returns:
-        `cfg.num_frames` RGB images of `cfg.size` x `cfg.size`.
+        `num_frames` RGB images of `cfg.size` x `cfg.size`.
     """
+    num_frames = cfg.num_frames if num_frames is None else num_frames
     background = render_background(scene.place, rng, cfg.size * cfg.supersample)
-    denom = max(1, cfg.num_frames - 1)
-    return [_compose(background, scene, i / denom, cfg) for i in range(cfg.num_frames)]
+    denom = max(1, num_frames - 1)
+    return [_compose(background, scene, i / denom, cfg) for i in range(num_frames)]
 
 
 def render_image(scene: Scene, rng: np.random.Generator, cfg: RenderConfig) -> Image.Image:
@@ -302,13 +305,17 @@ def _sound(kind: str, rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     raise ValueError(f"unknown sound {kind!r}")
 
 
-def render_audio(scene: Scene, rng: np.random.Generator, cfg: RenderConfig) -> np.ndarray:
+def render_audio(scene: Scene, rng: np.random.Generator, cfg: RenderConfig,
+                 num_samples: int | None = None) -> np.ndarray:
     """The mixed sound track of a video scene: one source per sounding object.
+
+    Args:
+        num_samples: track length (default: the whole clip, `cfg.duration` seconds).
 
     Returns:
         (num_samples,) float32 mono in [-1, 1]; all zeros when every object is silent.
     """
-    n = round(cfg.duration * cfg.sample_rate)
+    n = round(cfg.duration * cfg.sample_rate) if num_samples is None else int(num_samples)
     mix = np.zeros(n, np.float32)
     for obj in scene.objects:
         if obj.sound is not None:
