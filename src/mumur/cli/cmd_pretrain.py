@@ -49,11 +49,14 @@ def pretrain_report_command(
     cache: Annotated[Path | None, typer.Option(
         "--cache", help="Folder for the evaluation world and its frame cache (default "
         "runs/world-clip-cache).")] = None,
+    card: Annotated[Path | None, typer.Option(
+        "--card", help="Also write the model card here (e.g. "
+        "src/mumur/pretrained/world-clip/README.md).")] = None,
 ) -> None:
     """Zero-shot retrieval and per-frame linear probes of a CLIP on the evaluation world."""
     from ..train.pretrain_report import pretrain_report
 
-    report = pretrain_report(model, config, out, cache)
+    report = pretrain_report(model, config, out, cache, card=card)
     zs, probe = report["zero_shot"]["all"], report["probe"]["model"]
     typer.echo(f"zero-shot t2v R@1 {zs['R1']} R@5 {zs['R5']} R@10 {zs['R10']} on "
                f"{zs['n_candidates']} items; probes "

@@ -81,6 +81,7 @@ __all__ = [
     "export_clip_folder",
     "load_recipe",
     "pretrain",
+    "run_summary",
     "save_clip_folder",
     "world_frames",
     "zero_shot_retrieval",
@@ -603,7 +604,35 @@ def export_clip_folder(run_folder, dest, dtype: torch.dtype = torch.float16) -> 
     clip = CLIPModel.from_pretrained(run_folder).float()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    return save_clip_folder(clip, load_tokenizer(str(run_folder)), dest, dtype=dtype)
+    save_clip_folder(clip, load_tokenizer(str(run_folder)), dest, dtype=dtype)
+    summary = run_summary(Path(run_folder).parent)
+    summary["exported_from"] = Path(run_folder).name
+    atomic_write_text(dest / TRAINING_SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return dest
+
+
+#: Written beside exported weights: how the run went (for the model card).
+TRAINING_SUMMARY = "training_summary.json"
+
+
+def run_summary(run) -> dict:
+    """Steps, wall time and validation history of a pretraining run folder.
+
+    Returns:
+        `{"recipe", "steps", "train_seconds", "validations": [...], "best_step", ...}`.
+    """
+    run = Path(run)
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+    vals = [json.loads(x) for x in (run / "val.jsonl").read_text().splitlines() if x.strip()] \
+        if (run / "val.jsonl").is_file() else []
+    best = [v for v in vals if v.get("best")]
+    recipe = json.loads((run / "recipe.json").read_text()) if (run / "recipe.json").is_file() \
+        else None
+    return {"recipe": recipe, "steps": log[-1]["step"] if log else 0,
+            "train_seconds": log[-1]["seconds"] if log else 0.0,
+            "final_loss": log[-1]["loss"] if log else None,
+            "best_step": best[-1]["step"] if best else None,
+            "validations": [{"step": v["step"], **v["metrics"]} for v in vals]}
 
 
 # ------------------------------------------------------------------------------- zero-shot
