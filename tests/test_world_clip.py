@@ -292,3 +292,40 @@ def test_world_clip_tells_colours_apart_zero_shot(no_network):
     sim = text.encode([f"A large {c} circle on the grass." for c in COLOURS]) @ \
         vision.encode(images).T
     assert (sim.argmax(1) == torch.arange(len(COLOURS))).float().mean() >= 0.75
+
+
+# ----------------------------------------------------------------------------------- report
+
+def test_probes_known_answers():
+    from mumur.train.pretrain_report import fit_logistic_probe, fit_ridge_probe
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    x = torch.as_tensor(np.eye(3)[labels] * 2 + rng.normal(0, 0.3, (300, 3)), dtype=torch.float32)
+    assert fit_logistic_probe(x[:200], labels[:200], x[200:], labels[200:]) > 95
+    noise = torch.randn(300, 3)
+    assert fit_logistic_probe(noise[:200], labels[:200], noise[200:], labels[200:]) < 55
+    w = rng.normal(size=(3, 2))
+    y = x.numpy() @ w
+    assert min(fit_ridge_probe(x[:200], y[:200], x[200:], y[200:], l2=1e-6)) > 0.99
+    assert max(fit_ridge_probe(noise[:200], y[:200], noise[200:], y[200:])) < 0.1
+
+
+def test_report_and_card_on_a_tiny_run(tiny_recipe, tmp_path):
+    from mumur.train.pretrain import export_clip_folder, pretrain
+    from mumur.train.pretrain_report import pretrain_report
+
+    recipe, cache = tiny_recipe
+    result = pretrain(recipe, tmp_path / "run", cache_dir=cache)
+    folder = export_clip_folder(result.best_model, tmp_path / "export")
+    out, card = tmp_path / "report.json", tmp_path / "export" / "README.md"
+    report = pretrain_report(str(folder), recipe, out, cache, progress=False, card=card)
+    assert json.loads(out.read_text()) == report
+    manifest = json.loads((cache / "world-13" / "world" / "manifest.json").read_text())
+    test_items = [i for i in manifest["items"] if i["split"] == "test"]
+    assert report["zero_shot"]["all"]["n_candidates"] == len(test_items)
+    assert report["zero_shot"]["videos"]["n_candidates"] == sum(
+        i["type"] == "video" for i in test_items)
+    assert set(report["probe"]) == {"model", "random_init"}
+    text = card.read_text()
+    assert "mumur pretrain" in text and "world seed 13" in text and "| step |" in text

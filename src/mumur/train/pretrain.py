@@ -656,7 +656,8 @@ def mean_item_features(frame_features: torch.Tensor, item: np.ndarray, n_items: 
     return F.normalize(sums, dim=-1)
 
 
-def zero_shot_retrieval(image_fn, text_fn, table: FrameTable) -> dict:
+def zero_shot_retrieval(image_fn, text_fn, table: FrameTable,
+                        frame_features: torch.Tensor | None = None) -> dict:
     """Zero-shot text->item retrieval on a world: items are the mean of their frame features,
     queries the items' English captions.
 
@@ -664,14 +665,16 @@ def zero_shot_retrieval(image_fn, text_fn, table: FrameTable) -> dict:
         image_fn: `pixel_values (n, 3, S, S) -> (n, d)`.
         text_fn: `list[str] -> (n, d)`.
         table: the world's frames (its items and captions).
+        frame_features: `(N, d)` normalised features of `table.frames` when already computed.
 
     Returns:
         `t2v_metrics` (R1, R5, R10, MdR, MnR, counts) for all items together.
     """
     from ..eval.metrics import t2v_metrics
 
-    items = mean_item_features(encode_frames(image_fn, table.frames), table.item,
-                               len(table.items))
+    if frame_features is None:
+        frame_features = encode_frames(image_fn, table.frames)
+    items = mean_item_features(frame_features, table.item, len(table.items))
     captions, caption_item = [], []
     for k, entry in enumerate(table.manifest["items"]):
         for text in entry["captions"]["en"]:

@@ -182,10 +182,12 @@ def pretrain_report(model: str = "world-clip", recipe_path=None, out=None, cache
         return text(list(texts))
 
     with torch.no_grad():
-        zero_shot = {"all": zero_shot_retrieval(image_fn, text_fn, tables["test"])}
-        videos = _videos_only(tables["test"])
-        zero_shot["videos"] = zero_shot_retrieval(image_fn, text_fn, videos)
         features = {s: encode_frames(image_fn, t.frames) for s, t in tables.items()}
+        zero_shot = {"all": zero_shot_retrieval(image_fn, text_fn, tables["test"],
+                                                features["test"])}
+        videos, rows = _videos_only(tables["test"])
+        zero_shot["videos"] = zero_shot_retrieval(image_fn, text_fn, videos,
+                                                  features["test"][rows])
         random_clip = build_pretrainer(recipe).eval()
         random_features = {s: encode_frames(random_clip.image_embeds, t.frames)
                            for s, t in tables.items()}
@@ -233,11 +235,12 @@ def _videos_only(table):
     keep_items = [k for k, p in enumerate(table.items) if p.media_type == "video"]
     remap = {old: new for new, old in enumerate(keep_items)}
     rows = np.asarray([r for r in range(len(table.item)) if int(table.item[r]) in remap])
-    return replace(table, frames=table.frames[rows],
-                   item=np.asarray([remap[int(table.item[r])] for r in rows]), t=table.t[rows],
-                   items=[table.items[k] for k in keep_items],
-                   manifest={**table.manifest,
-                             "items": [table.manifest["items"][k] for k in keep_items]})
+    videos = replace(table, frames=table.frames[rows],
+                     item=np.asarray([remap[int(table.item[r])] for r in rows]),
+                     t=table.t[rows], items=[table.items[k] for k in keep_items],
+                     manifest={**table.manifest,
+                               "items": [table.manifest["items"][k] for k in keep_items]})
+    return videos, torch.as_tensor(rows)
 
 
 def default_recipe_path() -> Path:
