@@ -1,5 +1,5 @@
-"""`mumur synth --out DIR [--videos N] [--images M] [--seed S] [--languages en,de,...]`:
-generate the offline synthetic corpus (media files + manifest.json)."""
+"""`mumur synth --out DIR [--videos N] [--images M] [--seed S] [--languages en,de,...]
+[--multi-shot FRACTION]`: generate the offline synthetic corpus (media files + manifest.json)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def synth_command(
     size: Annotated[int, typer.Option("--size", help="Frame side in pixels.")] = 128,
     fps: Annotated[int, typer.Option("--fps", help="Video frame rate.")] = 8,
     frames: Annotated[int, typer.Option("--frames", help="Frames per video.")] = 24,
+    multi_shot: Annotated[float, typer.Option(
+        "--multi-shot", help="Fraction of videos cut into 2-3 shots with different scenes "
+        "(each caption describes one shot; 0 for single-shot videos only).")] = 0.25,
+    id_prefix: Annotated[str, typer.Option(
+        "--id-prefix", help="Prefix of every item id (e.g. s11- to merge several worlds).")] = "",
     workers: Annotated[int | None, typer.Option(
         "--workers", help="Render processes (default: all CPU cores).")] = None,
 ) -> None:
@@ -36,7 +41,8 @@ def synth_command(
         code.strip() for code in languages.split(",") if code.strip())
     cfg = SynthConfig(videos=videos, images=images, seed=seed, languages=codes,
                       val_fraction=val_fraction, test_fraction=test_fraction,
-                      render=RenderConfig(size=size, fps=fps, num_frames=frames))
+                      render=RenderConfig(size=size, fps=fps, num_frames=frames),
+                      multi_shot=multi_shot, id_prefix=id_prefix)
     report = generate(out, cfg, workers=workers)
     typer.echo(f"wrote {report.items} items ({report.videos} videos, {report.images} images) "
                f"and {report.manifest} in {report.seconds:.1f} s "

@@ -13,7 +13,7 @@ from ..dataset import RetrievalDataset
 __all__ = ["load"]
 
 _SPLITS = ("train", "val", "test")
-_ITEM_KEYS = ("id", "path", "type", "split", "captions", "description", "scene")
+_ITEM_KEYS = ("id", "path", "type", "split", "captions", "description")
 
 
 def _read_manifest(path: Path) -> dict:
@@ -28,6 +28,10 @@ def _read_manifest(path: Path) -> dict:
         raise DatasetError(f"{path}: expected an object with an `items` list")
     for n, item in enumerate(manifest["items"]):
         missing = [k for k in _ITEM_KEYS if not isinstance(item, dict) or k not in item]
+        if isinstance(item, dict) and "scene" not in item and "shots" not in item:
+            missing.append("scene (or shots)")
+        if isinstance(item, dict) and "shots" in item and "caption_shots" not in item:
+            missing.append("caption_shots")
         if missing:
             raise DatasetError(f"{path}: item {n} lacks {', '.join(missing)}")
     return manifest
@@ -48,7 +52,10 @@ def load(root, split: str = "test", languages=None, media_types=None,
 
     Returns:
         A `RetrievalDataset`: items are ids in file order; captions `(item_index, language,
-        text)`; `media_paths` relative to `media_root`; `extra[i]` = `{"scene", "description"}`.
+        text)`; `media_paths` relative to `media_root`; `extra[i]` = `{"scene", "description",
+        "split"}`, and for multi-shot videos `"scene": None` with `"shots"` and
+        `"caption_shots"` (caption j of language L, the j-th of that language among the item's
+        captions, describes shot `caption_shots[L][j]`).
 
     Raises:
         DatasetError: missing or malformed manifest, unknown split, language or media type.
@@ -84,8 +91,13 @@ def load(root, split: str = "test", languages=None, media_types=None,
         items.append(item["id"])
         paths.append(item["path"])
         types.append(item["type"])
-        extra.append({"scene": item["scene"], "description": item["description"],
-                      "split": item["split"]})
+        entry = {"scene": item.get("scene"), "description": item["description"],
+                 "split": item["split"]}
+        if "shots" in item:
+            entry["shots"] = item["shots"]
+            entry["caption_shots"] = {code: shots for code, shots in item["caption_shots"].items()
+                                      if code in keep}
+        extra.append(entry)
         for code, texts in item["captions"].items():
             if code in keep:
                 captions.extend((index, code, text) for text in texts)

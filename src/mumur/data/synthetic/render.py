@@ -20,6 +20,7 @@ from .world import TRAVEL, Scene, SceneObject
 
 __all__ = [
     "COLOUR_RGB",
+    "OBJECT_RADIUS",
     "RenderConfig",
     "object_state",
     "render_audio",
@@ -36,7 +37,7 @@ COLOUR_RGB = {
     "white": (250, 250, 250), "black": (12, 12, 12),
 }
 # Object radius as a fraction of the frame side.
-_RADIUS = {"small": 0.09, "large": 0.18}
+OBJECT_RADIUS = {"small": 0.09, "large": 0.18}
 _ROTATION_DEGREES = 270.0  # total turn of a rotating object over the clip
 _SCALE_RANGE = (0.75, 1.25)  # grows: 0.75 -> 1.25 of its size; shrinks: the reverse
 
@@ -208,7 +209,7 @@ def object_state(obj: SceneObject, t: float) -> tuple[float, float, float, float
 
 def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, t: float, side: int) -> None:
     x, y, angle, scale = object_state(obj, t)
-    radius = _RADIUS[obj.size] * scale * side
+    radius = OBJECT_RADIUS[obj.size] * scale * side
     theta = math.radians(angle)
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     if obj.shape not in _OUTLINES:
@@ -234,20 +235,23 @@ def _compose(background: Image.Image, scene: Scene, t: float, cfg: RenderConfig)
     return img.resize((cfg.size, cfg.size), Image.Resampling.BOX)
 
 
-def render_frames(scene: Scene, rng: np.random.Generator, cfg: RenderConfig) -> list[Image.Image]:
-    """All frames of a video scene.
+def render_frames(scene: Scene, rng: np.random.Generator, cfg: RenderConfig,
+                  num_frames: int | None = None) -> list[Image.Image]:
+    """All frames of a video scene (or of one shot: its motions run over its own frames).
 
     Args:
         scene: a video scene.
         rng: the item's render stream (used for the background texture).
         cfg: output format.
+        num_frames: frames to draw (default `cfg.num_frames`, the whole clip).
 
     Returns:
-        `cfg.num_frames` RGB images of `cfg.size` x `cfg.size`.
+        `num_frames` RGB images of `cfg.size` x `cfg.size`.
     """
+    num_frames = cfg.num_frames if num_frames is None else num_frames
     background = render_background(scene.place, rng, cfg.size * cfg.supersample)
-    denom = max(1, cfg.num_frames - 1)
-    return [_compose(background, scene, i / denom, cfg) for i in range(cfg.num_frames)]
+    denom = max(1, num_frames - 1)
+    return [_compose(background, scene, i / denom, cfg) for i in range(num_frames)]
 
 
 def render_image(scene: Scene, rng: np.random.Generator, cfg: RenderConfig) -> Image.Image:
@@ -301,13 +305,17 @@ def _sound(kind: str, rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     raise ValueError(f"unknown sound {kind!r}")
 
 
-def render_audio(scene: Scene, rng: np.random.Generator, cfg: RenderConfig) -> np.ndarray:
+def render_audio(scene: Scene, rng: np.random.Generator, cfg: RenderConfig,
+                 num_samples: int | None = None) -> np.ndarray:
     """The mixed sound track of a video scene: one source per sounding object.
+
+    Args:
+        num_samples: track length (default: the whole clip, `cfg.duration` seconds).
 
     Returns:
         (num_samples,) float32 mono in [-1, 1]; all zeros when every object is silent.
     """
-    n = round(cfg.duration * cfg.sample_rate)
+    n = round(cfg.duration * cfg.sample_rate) if num_samples is None else int(num_samples)
     mix = np.zeros(n, np.float32)
     for obj in scene.objects:
         if obj.sound is not None:

@@ -22,8 +22,10 @@ __all__ = [
     "SOUNDS",
     "Scene",
     "SceneObject",
+    "Shot",
     "item_rng",
     "sample_scene",
+    "sample_shot_frames",
 ]
 
 SHAPES = ("circle", "square", "triangle", "star", "heart")
@@ -84,6 +86,47 @@ class Scene:
         return {"place": self.place, "objects": [o.to_manifest() for o in self.objects]}
 
 
+@dataclass(frozen=True)
+class Shot:
+    """One shot of a multi-shot video: frames `start_frame` (inclusive) to `end_frame`
+    (exclusive) show `scene`, whose motions run over the shot."""
+
+    start_frame: int
+    end_frame: int
+    scene: Scene
+
+    def to_manifest(self, fps: int) -> dict:
+        return {"start": round(self.start_frame / fps, 6), "end": round(self.end_frame / fps, 6),
+                "scene": self.scene.to_manifest()}
+
+
+# Shortest shot, as a fraction of the clip: long enough for a motion to show over several
+# sampled frames (3 of 12 uniformly sampled frames of a 24-frame clip).
+MIN_SHOT_FRACTION = 0.25
+
+
+def sample_shot_frames(rng: np.random.Generator, num_frames: int) -> list[tuple[int, int]]:
+    """Frame ranges `[(start, end), ...]` of 2 or 3 shots covering `num_frames` frames, cut
+    mid-video (every shot at least `MIN_SHOT_FRACTION` of the clip).
+
+    Args:
+        rng: the item's shot-layout stream.
+        num_frames: frames of the clip (>= 12).
+    """
+    shortest = max(2, round(num_frames * MIN_SHOT_FRACTION))
+    n_shots = int(rng.integers(2, 4))
+    if n_shots == 2:
+        lo, hi = max(shortest, round(num_frames * 0.35)), min(num_frames - shortest,
+                                                              round(num_frames * 0.65))
+        cuts = [int(rng.integers(lo, hi + 1))]
+    else:
+        first = int(rng.integers(shortest, round(num_frames * 0.4) + 1))
+        second = int(rng.integers(first + shortest, num_frames - shortest + 1))
+        cuts = [first, second]
+    bounds = [0, *cuts, num_frames]
+    return [(bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
+
+
 def item_rng(seed: int, media_type: str, index: int, stream: int = 0) -> np.random.Generator:
     """The random stream of an item: a function of (seed, media type, index, stream) only, so
     neither the number of worker processes, nor the order of work, nor the number of items of
@@ -94,7 +137,7 @@ def item_rng(seed: int, media_type: str, index: int, stream: int = 0) -> np.rand
         media_type: "video" or "image".
         index: the item's index among items of its media type.
         stream: 0 scene sampling, 1 rendering details (textures, tones), 2 split assignment,
-            10 + k captions of language k.
+            3 multi-shot choice and shot layout, 10 + k captions of language k.
     """
     return np.random.default_rng([int(seed), MEDIA_TYPES.index(media_type), int(index),
                                   int(stream)])
