@@ -20,7 +20,8 @@ app = typer.Typer(
 
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
-    "synth", "demo", "train", "eval", "features", "translate", "index", "search", "info", "serve",
+    "synth", "demo", "train", "distill", "eval", "features", "translate", "index", "search",
+    "info", "serve",
 ]
 
 

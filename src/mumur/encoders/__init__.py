@@ -172,6 +172,7 @@ def _from_saved(name_or_path: str, modality: str, saved: dict, **kw: Any) -> Enc
         "m-clip": ("text", lambda: load_mclip(name_or_path, source)),
         "audio-vit": ("audio", lambda: load_audio_encoder(name_or_path)),
         "convnet-vision": ("vision", lambda: _load_convnet(name_or_path, source)),
+        "adapter-text": ("text", lambda: _load_adapter(name_or_path, source)),
     }
     if kind not in loaders:
         raise EncoderLoadError(f"cannot load encoder {name_or_path!r}: unknown kind {kind!r}")
@@ -184,6 +185,25 @@ def _load_convnet(name_or_path: str, source: str | None) -> Encoder:
     from mumur.encoders.convnet import load_convnet
 
     return load_convnet(name_or_path, source)
+
+
+def _load_adapter(name_or_path: str, source: str | None) -> Encoder:
+    from mumur.encoders.adapter import load_adapter_text
+
+    return load_adapter_text(name_or_path, source)
+
+
+#: Names of encoder folders shipped inside the package (``src/mumur/pretrained/<folder>``).
+PACKAGED_ENCODERS = {"world-m-clip": "world-m-clip"}
+
+
+def _packaged_folder(name: str) -> str | None:
+    """The package folder of a shipped encoder name, or None (not shipped in this install)."""
+    if name not in PACKAGED_ENCODERS:
+        return None
+    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained",
+                          PACKAGED_ENCODERS[name])
+    return folder if os.path.isdir(folder) else None
 
 
 def _from_folder_or_hub(name_or_path: str, modality: str, **kw: Any) -> Encoder:
@@ -247,6 +267,9 @@ def load_encoder(name_or_path: str | os.PathLike, modality: str = "vision", **kw
         raise EncoderLoadError(
             f"cannot load encoder {name!r}: modality {modality!r} not in {MODALITIES}"
         )
+    packaged = _packaged_folder(name)
+    if packaged is not None:
+        return _from_folder_or_hub(packaged, modality, **kw)
     if name in ENCODERS:
         try:
             return ENCODERS.get(name)(modality=modality, **kw)
