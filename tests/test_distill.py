@@ -315,3 +315,21 @@ def test_packaged_recipes_parse():
         recipe = load_recipe(name)
         assert recipe.world.seed != recipe.evaluation_world.seed
         assert recipe.train.selection_metric == "val_loss"
+
+
+def test_warm_start_copies_a_saved_student_and_rejects_another_shape(tmp_path):
+    from mumur.train.distill import StudentSpec, _warm_start, build_student
+
+    sentences = ["a red circle", "ein roter Kreis", "un cercle rouge"] * 10
+    spec = StudentSpec(kind="scratch-transformer", vocab_size=60, hidden_size=16, layers=1,
+                       heads=2, intermediate_size=32, max_length=32)
+    saved = build_student(spec, 8, sentences, seed=1)
+    folder = saved.save(tmp_path / "saved")
+    fresh = build_student(spec, 8, seed=2, tokenizer=saved.tokenizer)
+    assert not torch.allclose(fresh.encode(sentences[:3]), saved.encode(sentences[:3]))
+    _warm_start(fresh, str(folder))
+    torch.testing.assert_close(fresh.encode(sentences[:3]), saved.encode(sentences[:3]))
+    wider = build_student(StudentSpec(**{**spec.__dict__, "hidden_size": 32}), 8,
+                          tokenizer=saved.tokenizer)
+    with pytest.raises(ConfigError, match="does not match"):
+        _warm_start(wider, str(folder))

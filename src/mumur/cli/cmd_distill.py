@@ -20,6 +20,9 @@ def distill_command(
         "--teacher", help="Override the recipe's teacher (CLIP name or folder).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's "
                                          "latest checkpoint (same recipe).")] = False,
+    cache_dir: Annotated[str | None, typer.Option(
+        "--cache-dir", help="Feature / evaluation-world cache shared across runs (default: "
+        "<out>/cache).")] = None,
     evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Score the student "
                                            "on the evaluation world.")] = True,
 ) -> None:
@@ -27,7 +30,8 @@ def distill_command(
     log.jsonl, val.jsonl, best/ and model/ (student encoder folders) and results.json."""
     from ..train.distill import distill_from_config
 
-    results = distill_from_config(config, out, resume=resume, evaluate=evaluate, teacher=teacher)
+    results = distill_from_config(config, out, resume=resume, evaluate=evaluate, teacher=teacher,
+                                  cache_dir=cache_dir)
     line = (f"distilled {results['student']} in {results['steps']} steps "
             f"({results['train_seconds']:.0f}s); student: {results['student_folder']}")
     summary = (results.get("evaluation") or {}).get("mean_non_en")

@@ -139,6 +139,10 @@ class StudentSpec:
         hidden_size, layers, heads, intermediate_size: the BERT student's shape.
         max_length: longest input in tokens (position table size).
         dropout: hidden and attention dropout of the BERT student.
+        init_from: a student folder of the same kind and shape (e.g. the `best/` of an earlier
+            distillation, possibly from another teacher) whose weights, and tokenizer for a
+            scratch transformer, initialise this student: a warm start, as M-CLIP starts from a
+            pretrained multilingual encoder. Relative to the recipe file.
     """
 
     kind: str
@@ -150,6 +154,7 @@ class StudentSpec:
     intermediate_size: int = 1024
     max_length: int = 64
     dropout: float = 0.1
+    init_from: str | None = None
 
     def __post_init__(self):
         if self.kind not in STUDENT_KINDS:
@@ -278,8 +283,10 @@ def load_recipe(path_or_name: str | Path, **overrides) -> DistillRecipe:
     if fields.get("languages") is not None:
         fields["languages"] = tuple(fields["languages"])
     fields["teacher"] = _resolve_path(base, str(fields["teacher"]))
+    student = config_from_dict(StudentSpec, data["student"], "student")
+    student = dataclasses.replace(student, init_from=_resolve_path(base, student.init_from))
     try:
-        return DistillRecipe(student=config_from_dict(StudentSpec, data["student"], "student"),
+        return DistillRecipe(student=student,
                              train=train, **worlds, **fields)
     except TypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
@@ -437,7 +444,7 @@ class DistillModule(nn.Module):
         self.loss = DistillLoss()
 
     def compute_loss(self, batch: dict) -> LossOutput:
-        """Returns: `LossOutput(loss=eq. 5 over the batch, loss_en=English rows, loss_ml=others)`."""
+        """Returns: `LossOutput(loss=eq. 5 on the batch, loss_en=English rows, loss_ml=rest)`."""
         if "student_features" in batch:
             pred = self.student.project(batch["student_features"])  # (B, D)
         else:
@@ -536,6 +543,22 @@ def _feature_table(encoder, texts: Sequence[str], cache_root: Path, progress: bo
     return TextFeatureTable(unique, features)
 
 
+def _warm_start(student: nn.Module, folder: str) -> None:
+    """Copy the weights of a saved student of the same kind and shape into `student`."""
+    from ..encoders import load_encoder
+
+    source = load_encoder(folder, modality="text")
+    if type(source) is not type(student):
+        raise ConfigError(f"student.init_from: {folder} holds a {type(source).__name__}, the "
+                          f"recipe builds a {type(student).__name__}")
+    try:
+        student.load_state_dict(source.state_dict(), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise ConfigError(f"student.init_from: {folder} does not match the recipe's student "
+                          f"shape ({first})") from None
+
+
 def _run_tokenizer(folder: Path, sentences: Sequence[str], spec: StudentSpec):
     """The run's tokenizer: trained once on the pretraining world's sentences and kept in the run
     folder. The unigram trainer is not deterministic across processes (hash-map order inside
@@ -610,9 +633,13 @@ def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
     sentences = list(dict.fromkeys(p.target for p in pairs))
     tokenizer = None
     if recipe.student.kind == "scratch-transformer":
-        tokenizer = _run_tokenizer(out_dir / "tokenizer", sentences, recipe.student)
+        tokenizer = (load_encoder(recipe.student.init_from, modality="text").tokenizer
+                     if recipe.student.init_from else
+                     _run_tokenizer(out_dir / "tokenizer", sentences, recipe.student))
     student = build_student(recipe.student, teacher_text.dim, sentences, source=recipe.name,
                             seed=recipe.train.seed, tokenizer=tokenizer)
+    if recipe.student.init_from:
+        _warm_start(student, recipe.student.init_from)
     student_table = val_student_table = None
     if recipe.student.kind == "usem3-adapter":
         targets = [p.target for p in pairs] + [p.target for p in val_pairs]
@@ -727,10 +754,15 @@ def _folder_bytes(folder) -> int:
 
 
 def distill_from_config(config, out_dir, resume: bool = False, evaluate: bool = True,
-                        teacher: str | None = None) -> dict:
-    """`mumur distill CONFIG --out DIR [--teacher T]`: `load_recipe` then `distill`."""
+                        teacher: str | None = None, cache_dir: str | None = None) -> dict:
+    """`mumur distill CONFIG --out DIR [--teacher T] [--cache-dir C]`: `load_recipe`, then
+    `distill`. `cache_dir` overrides `train.cache_dir` (teacher / usem3 text features and the
+    rendered evaluation world are reusable across runs)."""
     command = f"mumur distill {config} --out {out_dir}" + (f" --teacher {teacher}" if teacher
                                                              else "")
-    return distill(load_recipe(config, teacher=teacher), out_dir, resume=resume,
-                   evaluate=evaluate, command=command)
+    recipe = load_recipe(config, teacher=teacher)
+    if cache_dir is not None:
+        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train,
+                                                                       cache_dir=str(cache_dir)))
+    return distill(recipe, out_dir, resume=resume, evaluate=evaluate, command=command)
 
