@@ -64,6 +64,7 @@ from ..data.synthetic.generate import MANIFEST_NAME
 from ..data.synthetic.languages import LANGUAGES
 from ..data.synthetic.parallel import ParallelPair, caption_bitext, parallel_pairs
 from ..errors import ConfigError
+from ..eval.bitext import raw_embeddings
 from ..losses import LossOutput
 from .caches import TextFeatureCache
 from .config import TrainConfig, train_config_from_dict
@@ -523,22 +524,11 @@ class ParallelBatches:
 
 # ------------------------------------------------------------------------------------ run
 
-def _encode_raw(encoder, texts: list[str]) -> torch.Tensor:
-    """Un-normalised embeddings (what eq. 5 regresses), no grad, in eval mode."""
-    was = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            return encoder.forward(texts).float().cpu()
-    finally:
-        encoder.train(was)
-
-
 def _feature_table(encoder, texts: Sequence[str], cache_root: Path, progress: bool,
                    identity: str | None = None) -> TextFeatureTable:
     unique = list(dict.fromkeys(texts))
     cache = TextFeatureCache(cache_root, identity or encoder.identity)
-    features = cache.get_or_compute(unique, lambda batch: _encode_raw(encoder, batch),
+    features = cache.get_or_compute(unique, lambda batch: raw_embeddings(encoder, batch),
                                     batch_size=512, progress=progress)
     return TextFeatureTable(unique, features)
 
