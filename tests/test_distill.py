@@ -270,10 +270,12 @@ def test_cli_distill_end_to_end_with_evaluation(tmp_path, tiny_clip_checkpoint):
     recipe = _recipe(tmp_path, tiny_clip_checkpoint[0], student={"kind": "usem3-adapter",
                                                                   "hidden_dim": 16},
                      train={"max_steps": 4})
-    result = CliRunner().invoke(app, ["distill", str(recipe), "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(app, ["distill", str(recipe), "--out", str(tmp_path / "run"),
+                                      "--max-steps", "3"])
     assert result.exit_code == 0, result.output
     assert "t2v R@1" in result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["steps"] == 3 and "--max-steps 3" in results["command"]
     evaluation = results["evaluation"]
     assert set(evaluation["languages"]) == {"en", "de", "ja", "th"}
     assert evaluation["languages"]["de"]["t2v"]["n_candidates"] == evaluation["world"]["items"]

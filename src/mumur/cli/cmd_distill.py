@@ -20,6 +20,11 @@ def distill_command(
         "--teacher", help="Override the recipe's teacher (CLIP name or folder).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's "
                                          "latest checkpoint (same recipe).")] = False,
+    init_from: Annotated[str | None, typer.Option(
+        "--init-from", help="Warm-start the student from a saved student folder of the same "
+        "kind and shape.")] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        "--max-steps", help="Override train.max_steps.")] = None,
     cache_dir: Annotated[str | None, typer.Option(
         "--cache-dir", help="Feature / evaluation-world cache shared across runs (default: "
         "<out>/cache).")] = None,
@@ -31,7 +36,8 @@ def distill_command(
     from ..train.distill import distill_from_config
 
     results = distill_from_config(config, out, resume=resume, evaluate=evaluate, teacher=teacher,
-                                  cache_dir=cache_dir)
+                                  cache_dir=cache_dir, init_from=init_from,
+                                  max_steps=max_steps)
     line = (f"distilled {results['student']} in {results['steps']} steps "
             f"({results['train_seconds']:.0f}s); student: {results['student_folder']}")
     summary = (results.get("evaluation") or {}).get("mean_non_en")

