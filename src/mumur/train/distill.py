@@ -655,8 +655,9 @@ def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
     trainer = Trainer(DistillModule(student), train_data, recipe.train, out_dir,
                       evaluate_fn=evaluate_fn, val_data=val_data)
     result = trainer.fit(resume=resume)
-    results = {"name": recipe.name, "teacher": recipe.teacher, "student": recipe.student.kind,
-               "command": command,
+    results = {"name": recipe.name, "teacher": recipe.teacher,
+               "teacher_identity": teacher_text.identity, "student": recipe.student.kind,
+               "init_from": recipe.student.init_from, "command": command,
                "train_seconds": round(result.seconds, 2), "steps": result.steps,
                "best_step": result.best_step, "best_val_loss": result.best_value,
                "setup_seconds": round(time.perf_counter() - started - result.seconds, 2),

