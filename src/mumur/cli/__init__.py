@@ -20,8 +20,8 @@ app = typer.Typer(
 
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
-    "synth", "demo", "presets", "train", "pretrain", "eval", "features", "translate", "index",
-    "search", "info", "serve",
+    "synth", "demo", "presets", "train", "pretrain", "distill", "eval", "features", "translate",
+    "index", "search", "info", "serve",
 ]
 
 

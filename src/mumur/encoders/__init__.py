@@ -76,7 +76,7 @@ __all__ = [
 
 MODALITIES = ("vision", "text", "audio")
 #: Checkpoints shipped inside the package: name -> folder under ``mumur/pretrained/``.
-PACKAGED_CHECKPOINTS = {"world-clip": "world-clip"}
+PACKAGED_CHECKPOINTS = {"world-clip": "world-clip", "world-m-clip": "world-m-clip"}
 _CLIP_TYPES = ("clip", "clip_vision_model", "clip_text_model", "M-CLIP")
 
 
@@ -196,6 +196,7 @@ def _from_saved(name_or_path: str, modality: str, saved: dict, **kw: Any) -> Enc
         "m-clip": ("text", lambda: load_mclip(name_or_path, source)),
         "audio-vit": ("audio", lambda: load_audio_encoder(name_or_path)),
         "convnet-vision": ("vision", lambda: _load_convnet(name_or_path, source)),
+        "adapter-text": ("text", lambda: _load_adapter(name_or_path, source)),
     }
     if kind not in loaders:
         raise EncoderLoadError(f"cannot load encoder {name_or_path!r}: unknown kind {kind!r}")
@@ -208,6 +209,12 @@ def _load_convnet(name_or_path: str, source: str | None) -> Encoder:
     from mumur.encoders.convnet import load_convnet
 
     return load_convnet(name_or_path, source)
+
+
+def _load_adapter(name_or_path: str, source: str | None) -> Encoder:
+    from mumur.encoders.adapter import load_adapter_text
+
+    return load_adapter_text(name_or_path, source)
 
 
 def _from_folder_or_hub(
