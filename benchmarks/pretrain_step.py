@@ -44,6 +44,7 @@ def measure(recipe, batch_size: int, steps: int, warmup: int, cache: Path) -> di
     table = world_frames(spec, cache, recipe.model.image_size, recipe.data.frames_per_video,
                          recipe.data.workers, progress=False)
     train = dataclasses.replace(recipe.train, batch_size=batch_size, validate=False,
+                                warmup_steps=0,
                                 progress=False, max_steps=warmup + steps)
     model = build_pretrainer(recipe)
     batches = PretrainBatches(table, model.tokenizer, batch_size,

@@ -297,7 +297,7 @@ class FrameTable:
 
 def _decode_item(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Decode one item into CLIP crops and clip times (runs in a worker process)."""
-    from ..media.decode import read_frames
+    from ..media.decode import media_type_of, read_frames
     from ..media.transforms import ClipPreprocess
 
     path, num_frames, image_size, fps, total_frames = job
@@ -306,7 +306,7 @@ def _decode_item(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     crops = np.stack([crop.crop_uint8(im) for im in sampled.frames])  # (k, S, S, 3)
     times = [frame_time(min(total_frames - 1, round(ts * fps)), total_frames)
              for ts in sampled.timestamps]
-    if path.endswith(".jpg"):
+    if media_type_of(path) == "image":
         times = [0.0] * len(crops)
     return crops, np.asarray(times, np.float32)
 
@@ -482,7 +482,6 @@ def _true_pair_mask(source, kinds, cells, texts) -> torch.Tensor:
     Text j describes image i when both come from the same item and text j is a template (names
     the item, not the frame) or names the same cells, or when the two texts are identical.
     """
-    b = len(texts)
     source = np.asarray(source)
     same_item = source[:, None] == source[None, :]  # (B, B)
     template = np.asarray([k != _SPATIAL for k in kinds])  # (B,)
@@ -493,7 +492,6 @@ def _true_pair_mask(source, kinds, cells, texts) -> torch.Tensor:
     true = (same_item & (template[None, :] | (cid[:, None] == cid[None, :]))) \
         | (tid[:, None] == tid[None, :])
     np.fill_diagonal(true, False)
-    assert true.shape == (b, b)
     return torch.from_numpy(true)
 
 
