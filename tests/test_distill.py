@@ -335,3 +335,28 @@ def test_warm_start_copies_a_saved_student_and_rejects_another_shape(tmp_path):
                           tokenizer=saved.tokenizer)
     with pytest.raises(ConfigError, match="does not match"):
         _warm_start(wider, str(folder))
+
+
+# ------------------------------------------------------------------------------- shipped student
+
+def test_shipped_world_m_clip_loads_by_name_and_matches_translations():
+    from mumur.data.synthetic.captions import caption_templates
+    from mumur.encoders import PACKAGED_CHECKPOINTS, load_encoder, packaged_checkpoint
+
+    assert "world-m-clip" in PACKAGED_CHECKPOINTS
+    folder = Path(packaged_checkpoint("world-m-clip"))
+    assert (folder / "MODEL_CARD.md").exists()
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 30e6
+    encoder = load_encoder("world-m-clip", modality="text")
+    scenes = [Scene("video", place, (SceneObject(shape, colour, size, motion, None, 0.5, 0.5,
+                                                 0.0),))
+              for place, shape, colour, size, motion in [
+                  ("beach", "circle", "red", "large", "moves left"),
+                  ("snow", "star", "blue", "small", "rotates"),
+                  ("night", "heart", "yellow", "large", "moves up"),
+                  ("grass", "triangle", "green", "small", "shrinks")]]
+    english = [caption_templates(s, "en")[0] for s in scenes]
+    for lang in ("de", "ja", "ar"):
+        other = [caption_templates(s, lang)[1] for s in scenes]
+        sim = encoder.encode(other) @ encoder.encode(english).T  # (4, 4)
+        assert torch.equal(sim.argmax(dim=1), torch.arange(4)), (lang, sim)

