@@ -65,7 +65,7 @@ from ..data.synthetic.frames import (
     template_caption,
 )
 from ..errors import ConfigError
-from ..losses import LossOutput
+from ..losses import LossOutput, weighted_loss
 from .config import TrainConfig, train_config_from_dict
 from .trainer import Trainer, TrainResult, atomic_write_text
 
@@ -538,11 +538,12 @@ class WorldClipPretrainer(nn.Module):
         labels = torch.arange(len(logits), device=logits.device)
         # Symmetric InfoNCE (CLIP, Fig. 3): mean of the image->text and text->image CE.
         contrastive = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-        loss = contrastive
+        terms = {"en": contrastive}  # named terms, logged as loss_<name>
+        weights = {}
         if self.geometry is not None:
-            loss = loss + self.objective.geometry_weight * self.geometry_loss(
-                image, batch["geometry"])
-        return LossOutput(loss=loss, loss_en=contrastive)
+            terms["geometry"] = self.geometry_loss(image, batch["geometry"])
+            weights["geometry"] = self.objective.geometry_weight
+        return weighted_loss(terms, weights)
 
     def geometry_loss(self, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Masked MSE of standardised geometry: the present flag for every slot, the rest for
