@@ -320,7 +320,8 @@ def test_packaged_recipes_parse():
 
 
 def test_warm_start_copies_a_saved_student_and_rejects_another_shape(tmp_path):
-    from mumur.train.distill import StudentSpec, _warm_start, build_student
+    from mumur.train.distill import StudentSpec, build_student
+    from mumur.train.distill.students import _warm_start
 
     sentences = ["a red circle", "ein roter Kreis", "un cercle rouge"] * 10
     spec = StudentSpec(kind="scratch-transformer", vocab_size=60, hidden_size=16, layers=1,

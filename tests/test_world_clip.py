@@ -81,7 +81,7 @@ def test_cached_frames_and_times_match_the_rendered_geometry(tmp_path):
     """The pretraining cache decodes like evaluation and maps each sampled frame to the clip
     time the renderer drew it at: the red object's pixel centroid sits where `frame_views`
     says."""
-    from mumur.train.pretrain import _decode_item
+    from mumur.train.pretrain.frames import _decode_item
 
     cfg = RenderConfig()
     scene = Scene("video", "grass", (_obj(x=0.3, y=0.4),))
@@ -121,7 +121,7 @@ def test_packaged_recipe_parses_and_separates_worlds():
 
 
 def test_true_pair_mask():
-    from mumur.train.pretrain import _SPATIAL, _true_pair_mask
+    from mumur.train.pretrain.frames import _SPATIAL, _true_pair_mask
 
     source = [0, 0, 0, 1]
     kinds = [_SPATIAL, _SPATIAL, 1, _SPATIAL]
