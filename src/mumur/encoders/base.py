@@ -26,8 +26,10 @@ __all__ = [
     "OPEN_CLIP_CONFIG",
     "OPEN_CLIP_PREFIX",
     "Encoder",
+    "OpenClipTower",
     "create_open_clip",
     "import_open_clip",
+    "load_clip_tower",
     "parse_open_clip_name",
     "quiet_transformers",
     "read_json_file",
@@ -144,6 +146,57 @@ def state_digest(module: nn.Module, length: int = 12) -> str:
         t = t.reshape(-1)  # 0-d tensors (e.g. a logit scale) cannot be viewed as bytes
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()[:length]
+
+
+def load_clip_tower(name_or_path: str, tower: str) -> nn.Module:
+    """Load one tower of a transformers CLIP checkpoint, with its projection.
+
+    Args:
+        name_or_path: hub id or local folder; ``config.json`` ``model_type`` is ``clip`` (a whole
+            ``CLIPModel``) or the tower's own (``clip_text_model`` / ``clip_vision_model``).
+        tower: ``"text"`` or ``"vision"``.
+
+    Returns:
+        A float32 ``CLIPTextModelWithProjection`` or ``CLIPVisionModelWithProjection``.
+
+    Raises:
+        EncoderLoadError: another ``model_type``, or tower weights missing or mismatched.
+    """
+    from transformers import (
+        CLIPConfig,
+        CLIPTextConfig,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    tower_config, tower_model = {
+        "text": (CLIPTextConfig, CLIPTextModelWithProjection),
+        "vision": (CLIPVisionConfig, CLIPVisionModelWithProjection),
+    }[tower]
+    model_type = read_json_file(name_or_path, "config.json").get("model_type")
+    if model_type == "clip":
+        full = CLIPConfig.from_pretrained(name_or_path)
+        config = getattr(full, f"{tower}_config")
+        # The tower config's own projection_dim may be a default; the checkpoint's is top-level.
+        config.projection_dim = full.projection_dim
+    elif model_type == f"clip_{tower}_model":
+        config = tower_config.from_pretrained(name_or_path)
+    else:
+        raise EncoderLoadError(
+            f"cannot load encoder {name_or_path!r} as a CLIP {tower} tower: "
+            f"model_type {model_type!r}"
+        )
+    with quiet_transformers():
+        model, info = tower_model.from_pretrained(
+            name_or_path, config=config, output_loading_info=True
+        )
+    if info["missing_keys"] or info["mismatched_keys"]:
+        raise EncoderLoadError(
+            f"cannot load encoder {name_or_path!r}: checkpoint lacks {tower} weights "
+            f"{sorted(info['missing_keys'])[:5]} {info['mismatched_keys'][:5]}"
+        )
+    return model.float()
 
 
 class Encoder(nn.Module, abc.ABC):
@@ -307,3 +360,18 @@ def save_open_clip(
         json.dump({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}, fh, indent=2)
     save_model(model, str(folder / OPEN_CLIP_WEIGHTS))
     return write_encoder_file(folder, "open-clip", source=source)
+
+
+class OpenClipTower:
+    """Mixin of the open_clip encoders (text and visual tower): the whole open_clip model is kept
+    as ``self.model``, so ``save`` writes a ``local-dir`` folder that open_clip itself can load
+    (deviation: the other tower's memory is not freed)."""
+
+    def _keep_open_clip(self, open_clip, model: nn.Module, model_name: str) -> None:
+        self.model = model
+        self._open_clip = open_clip
+        self._model_name = model_name
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write an open_clip ``local-dir`` folder plus ``mumur_encoder.json``."""
+        return save_open_clip(self._open_clip, self.model, self._model_name, path, self.source)

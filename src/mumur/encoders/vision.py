@@ -12,10 +12,10 @@ from torch import nn
 
 from mumur.encoders.base import (
     Encoder,
+    OpenClipTower,
     create_open_clip,
-    quiet_transformers,
+    load_clip_tower,
     read_json_file,
-    save_open_clip,
     write_encoder_file,
 )
 from mumur.errors import EncoderLoadError
@@ -150,32 +150,9 @@ def load_clip_vision(name_or_path: str, source: str | None = None) -> ClipVision
     Returns:
         A ``ClipVisionEncoder`` in eval mode.
     """
-    from transformers import CLIPConfig, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    config_json = read_json_file(name_or_path, "config.json")
-    model_type = config_json.get("model_type")
-    if model_type == "clip":
-        full = CLIPConfig.from_pretrained(name_or_path)
-        config = full.vision_config
-        # The tower config's own projection_dim may be a default; the checkpoint's is top-level.
-        config.projection_dim = full.projection_dim
-    elif model_type == "clip_vision_model":
-        config = CLIPVisionConfig.from_pretrained(name_or_path)
-    else:
-        raise EncoderLoadError(
-            f"cannot load encoder {name_or_path!r} as a CLIP vision tower: model_type {model_type!r}"
-        )
-    with quiet_transformers():
-        model, info = CLIPVisionModelWithProjection.from_pretrained(
-            name_or_path, config=config, output_loading_info=True
-        )
-    if info["missing_keys"] or info["mismatched_keys"]:
-        raise EncoderLoadError(
-            f"cannot load encoder {name_or_path!r}: checkpoint lacks vision weights "
-            f"{sorted(info['missing_keys'])[:5]} {info['mismatched_keys'][:5]}"
-        )
-    size, mean, std = _processor_settings(name_or_path, config.image_size)
-    encoder = ClipVisionEncoder(model.float(), source or name_or_path, size, mean, std)
+    model = load_clip_tower(name_or_path, "vision")
+    size, mean, std = _processor_settings(name_or_path, model.config.image_size)
+    encoder = ClipVisionEncoder(model, source or name_or_path, size, mean, std)
     return encoder.eval()
 
 
@@ -227,11 +204,8 @@ def build_vit_small_scratch(
     return ClipVisionEncoder(model, "vit-small-scratch", image_size)
 
 
-class OpenClipVisionEncoder(VisionEncoder):
+class OpenClipVisionEncoder(OpenClipTower, VisionEncoder):
     """open_clip visual tower: ``forward`` is ``model.encode_image`` (un-normalised).
-
-    The whole open_clip model is kept so ``save`` writes a ``local-dir`` folder that open_clip
-    itself can load (deviation: the text tower's memory is not freed).
 
     Args:
         model: the open_clip CLIP model.
@@ -249,17 +223,11 @@ class OpenClipVisionEncoder(VisionEncoder):
         super().__init__(
             source, dim, int(size), cfg.get("mean", CLIP_MEAN), cfg.get("std", CLIP_STD)
         )
-        self.model = model
-        self._open_clip = open_clip
-        self._model_name = model_name
+        self._keep_open_clip(open_clip, model, model_name)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Args: pixel_values ``(n, 3, S, S)``. Returns: ``(n, dim)`` un-normalised embeddings."""
         return self.model.encode_image(pixel_values)  # (n, dim)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write an open_clip ``local-dir`` folder plus ``mumur_encoder.json``."""
-        return save_open_clip(self._open_clip, self.model, self._model_name, path, self.source)
 
 
 def load_open_clip_vision(name: str, source: str | None = None) -> OpenClipVisionEncoder:

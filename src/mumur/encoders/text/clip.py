@@ -15,10 +15,9 @@ import torch
 from torch import nn
 
 from mumur.encoders.base import (
+    OpenClipTower,
     create_open_clip,
-    quiet_transformers,
-    read_json_file,
-    save_open_clip,
+    load_clip_tower,
     write_encoder_file,
 )
 from mumur.encoders.text.base import TextEncoder, load_tokenizer
@@ -80,33 +79,12 @@ def load_clip_text(name_or_path: str, source: str | None = None) -> ClipTextEnco
     Returns:
         A ``ClipTextEncoder`` in eval mode.
     """
-    from transformers import CLIPConfig, CLIPTextConfig, CLIPTextModelWithProjection
-
-    model_type = read_json_file(name_or_path, "config.json").get("model_type")
-    if model_type == "clip":
-        full = CLIPConfig.from_pretrained(name_or_path)
-        config = full.text_config
-        config.projection_dim = full.projection_dim
-    elif model_type == "clip_text_model":
-        config = CLIPTextConfig.from_pretrained(name_or_path)
-    else:
-        raise EncoderLoadError(
-            f"cannot load encoder {name_or_path!r} as a CLIP text tower: model_type {model_type!r}"
-        )
+    model = load_clip_tower(name_or_path, "text")
     tokenizer = load_tokenizer(name_or_path)
-    with quiet_transformers():
-        model, info = CLIPTextModelWithProjection.from_pretrained(
-            name_or_path, config=config, output_loading_info=True
-        )
-    if info["missing_keys"] or info["mismatched_keys"]:
-        raise EncoderLoadError(
-            f"cannot load encoder {name_or_path!r}: checkpoint lacks text weights "
-            f"{sorted(info['missing_keys'])[:5]} {info['mismatched_keys'][:5]}"
-        )
-    return ClipTextEncoder(model.float(), tokenizer, source or name_or_path).eval()
+    return ClipTextEncoder(model, tokenizer, source or name_or_path).eval()
 
 
-class OpenClipTextEncoder(TextEncoder):
+class OpenClipTextEncoder(OpenClipTower, TextEncoder):
     """open_clip text tower: ``forward`` is ``model.encode_text(tokenizer(texts))``.
 
     Args:
@@ -126,18 +104,12 @@ class OpenClipTextEncoder(TextEncoder):
             else int(model.encode_text(tokenizer(["a"])).shape[1])
         )
         super().__init__(source, dim, tokenizer, getattr(tokenizer, "context_length", None))
-        self.model = model
-        self._open_clip = open_clip
-        self._model_name = model_name
+        self._keep_open_clip(open_clip, model, model_name)
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """Args: texts, list of n strings. Returns: ``(n, dim)`` un-normalised embeddings."""
         tokens = self.tokenizer(list(texts)).to(self.device)  # (n, context_length)
         return self.model.encode_text(tokens)  # (n, dim)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write an open_clip ``local-dir`` folder plus ``mumur_encoder.json``."""
-        return save_open_clip(self._open_clip, self.model, self._model_name, path, self.source)
 
 
 def load_open_clip_text(name: str, source: str | None = None) -> OpenClipTextEncoder:
