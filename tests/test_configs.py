@@ -14,7 +14,6 @@ from mumur.config import (
     merge_patch,
 )
 from mumur.errors import ConfigError
-from mumur.recipes.ablation import VARIANTS
 from mumur.recipes.offline import experiment_config as recipe_config
 from mumur.recipes.offline import load_recipe
 from mumur.recipes.presets import (
@@ -48,9 +47,17 @@ def test_every_shipped_config_parses(tmp_path):
     for name in list_packaged_configs("recipes"):
         recipe = load_recipe(name)
         parse_experiment_config(recipe_config(recipe, tmp_path), tmp_path)
-        for variant, patch in VARIANTS.items():
-            exp = parse_experiment_config(recipe_config(recipe.patch(patch), tmp_path), tmp_path)
-            assert exp.model.name == patch["model"]["name"], variant
+    from mumur.recipes.study import load_study
+
+    for name in list_packaged_configs("studies"):
+        study = load_study(name)
+        recipe = load_recipe(study.recipe)
+        for variant, spec in study.variants.items():
+            if spec.get("zero_shot"):
+                continue
+            patched = recipe.patch(spec["patch"])
+            exp = parse_experiment_config(recipe_config(patched, tmp_path), tmp_path)
+            assert exp.model.name == patched.model["name"], variant
     for name in list_presets():
         preset = get_preset(name)
         if preset.trains:
@@ -131,27 +138,24 @@ def test_known_answer_offline_recipe():
                   "freeze_text": True, "num_workers": 1, "progress": True,
                   "selection_metric": "t2v_R1", "device": "cpu", "cache_dir": "/CACHE"}}
     assert recipe.corpus == {"val_fraction": 0.05, "test_fraction": 0.086}
-    mean_p = recipe_config(recipe.patch(VARIANTS["meanP"]), "/CORPUS")["model"]
-    assert mean_p["name"] == "meanP" and "identity_init" not in mean_p["overrides"]
-    sampling = recipe.patch(VARIANTS["dcm+temporal random-sampling"])
-    assert sampling.model["overrides"] == {
-        "num_frames": 8, "temporal": "transformer", "embed_dim": 256, "frame_sampling": "random",
-        "image_size": 64, "identity_init": True, "temporal_layers": 1, "temporal_heads": 4}
+
+
+def test_known_answer_world_recipe_and_ablation_variants():
+    from mumur.recipes.study import load_study
+
+    recipe = load_recipe("world")
+    cfg = recipe_config(recipe, "/CORPUS", "/CACHE")
+    assert cfg["model"] == {
+        "name": "mumur-dcm",
+        "encoders": {"vision": "world-clip", "text_en": "world-clip", "text_ml": "world-m-clip"},
+        "overrides": {"num_frames": 12, "embed_dim": 192, "frame_sampling": "uniform",
+                      "num_heads": 1, "dropout": 0.1, "logit_scale_init": 2.995732273553991}}
+    assert cfg["train"]["freeze_vision"] is True and cfg["train"]["cache_dir"] == "/CACHE"
+    variants = load_study("ablation").variants
+    mean_p = recipe_config(recipe.patch(variants["meanP"]["patch"]), "/CORPUS")["model"]
+    assert mean_p["name"] == "meanP"
+    assert "num_heads" not in mean_p["overrides"] and "dropout" not in mean_p["overrides"]
+    sampling = recipe.patch(variants["dcm random-sampling"]["patch"])
+    assert sampling.model["overrides"]["frame_sampling"] == "random"
     assert sampling.train["frames_per_segment"] == 3
-
-
-def test_vision_init_follows_the_train_seed():
-    # The recipe's vision encoder has no `seed`: `mumur train` seeds torch with train.seed before
-    # building the model, and the builder draws from that generator without advancing it.
-    from mumur.encoders.convnet import build_convnet_scratch
-    from mumur.train.trainer import seed_everything
-
-    for seed in (0, 3):
-        explicit = build_convnet_scratch(64, (16, 32, 64, 128), 256, seed=seed)
-        seed_everything(seed)
-        implicit = build_convnet_scratch(64, (16, 32, 64, 128), 256)
-        after = torch.rand(3)
-        seed_everything(seed)
-        assert torch.equal(after, torch.rand(3))  # the global generator was left as it was
-        for x, y in zip(explicit.state_dict().values(), implicit.state_dict().values()):
-            assert torch.equal(x, y)
+    assert variants["zero-shot"] == {"zero_shot": True}

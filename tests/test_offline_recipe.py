@@ -7,7 +7,6 @@ import pytest
 
 from mumur.data.synthetic.generate import SynthConfig, generate
 from mumur.model import load_model
-from mumur.recipes.ablation import VARIANTS
 from mumur.recipes.offline import (
     evaluate_offline,
     experiment_config,
@@ -42,17 +41,22 @@ def test_tiny_train_and_eval_beats_chance(tiny_corpus, tmp_path):
         assert t2v["MdR"] <= n_test / 4, (lang, t2v, n_test)  # chance median is ~n/2
 
 
-def test_recipe_configs_are_valid_for_every_variant(tmp_path):
+def test_recipe_configs_are_valid_for_every_study_variant(tmp_path):
+    from mumur.recipes.study import load_study
     from mumur.train.config import parse_experiment_config
     from mumur.train.experiment import build_model
 
     (tmp_path / "corpus").mkdir()
-    small = load_recipe().patch({"model": {"encoders": {"vision": {"channels": [8, 8, 8, 8]}},
-                                           "overrides": {"embed_dim": 32}}})
-    for name, changes in VARIANTS.items():
-        recipe = small.patch(changes)
-        exp = parse_experiment_config(experiment_config(recipe, tmp_path / "corpus"), tmp_path)
-        model = build_model(exp.model, exp.train)
-        assert model.config.head == recipe.model["name"], name
-        assert exp.train.en_only == recipe.train.get("en_only", False), name
-        assert json.loads(json.dumps(experiment_config(recipe, tmp_path / "corpus")))
+    for study in ("demo", "ablation"):
+        config = load_study(study)
+        base = load_recipe(config.recipe)
+        for name, spec in config.variants.items():
+            if spec.get("zero_shot"):
+                continue
+            recipe = base.patch(spec["patch"])
+            exp = parse_experiment_config(experiment_config(recipe, tmp_path / "corpus"),
+                                          tmp_path)
+            model = build_model(exp.model, exp.train)
+            assert model.config.head == recipe.model["name"], name
+            assert exp.train.en_only == recipe.train.get("en_only", False), name
+            assert json.loads(json.dumps(experiment_config(recipe, tmp_path / "corpus")))

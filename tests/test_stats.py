@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mumur.eval.stats import bootstrap_ci, seed_summary, summarize_ranks
+from mumur.eval.stats import bootstrap_ci, seed_summary, summarize_ranks, summarize_shares
 
 
 def test_seed_summary_known_values():
@@ -40,3 +40,32 @@ def test_summarize_ranks_means_and_keys():
     assert "R1_std" not in single and "R1_ci95" in single
     with pytest.raises(ValueError):
         summarize_ranks([a, b[:3]], 10)
+
+
+def test_summarize_ranks_groups_average_within_seed_and_resample_queries_jointly():
+    # Two seeds x two groups (languages) over the same 4 queries.
+    s0 = np.array([[1, 1, 3, 5], [1, 2, 2, 2]])  # R@1: 50, 25 -> 37.5
+    s1 = np.array([[1, 1, 1, 5], [1, 1, 2, 2]])  # R@1: 75, 50 -> 62.5
+    out = summarize_ranks([s0, s1], n_candidates=10, n_boot=300)
+    assert out["R1"] == pytest.approx(50.0)
+    assert out["R1_std"] == pytest.approx(np.std([37.5, 62.5], ddof=1), abs=1e-3)
+    assert out["n_groups"] == 2 and out["n_queries"] == 4
+    lo, hi = out["R1_ci95"]
+    assert 0.0 <= lo <= 50.0 <= hi <= 100.0
+    # Identical groups give the same figures as one group.
+    same = summarize_ranks([np.stack([s0[0], s0[0]])], 10, n_boot=300)
+    assert same["R1"] == summarize_ranks([s0[0]], 10, n_boot=300)["R1"]
+    assert same["R1_ci95"] == summarize_ranks([s0[0]], 10, n_boot=300)["R1_ci95"]
+
+
+def test_summarize_shares_known_answer():
+    a = np.array([True, True, False, False])
+    b = np.array([True, True, True, False])
+    out = summarize_shares([a, b], n_boot=300)
+    assert out["mean"] == pytest.approx(62.5)
+    assert out["std"] == pytest.approx(np.std([50.0, 75.0], ddof=1), abs=1e-3)
+    assert out["n"] == 4 and out["n_seeds"] == 2
+    assert summarize_shares([np.ones(5, bool)], n_boot=50)["ci95"] == [100.0, 100.0]
+    assert summarize_shares([np.zeros(0, bool)])["n"] == 0
+    with pytest.raises(ValueError):
+        summarize_shares([a, b[:3]])

@@ -30,6 +30,7 @@ __all__ = [
     "cache_features",
     "cache_text_features",
     "cached_frame_features",
+    "cached_frame_rows",
     "extract_frame_features",
 ]
 
@@ -296,6 +297,17 @@ def cached_frame_features(paths: Sequence[str], encode_frames: EncodeFn, identit
                           num_frames: int, image_size: int, *, batch_size: int = 16,
                           num_workers: int | None = None, progress: bool = True
                           ) -> tuple[np.ndarray, np.ndarray]:
+    """`(features (N, T, Dv) float32, mask (N, T) bool)` of `cached_frame_rows` (same
+    arguments)."""
+    rows = cached_frame_rows(paths, encode_frames, identity, root, num_frames, image_size,
+                             batch_size=batch_size, num_workers=num_workers, progress=progress)
+    return rows["features"], rows["mask"]
+
+
+def cached_frame_rows(paths: Sequence[str], encode_frames: EncodeFn, identity: str, root,
+                      num_frames: int, image_size: int, *, batch_size: int = 16,
+                      num_workers: int | None = None, progress: bool = True
+                      ) -> dict[str, np.ndarray]:
     """Frame features of a frozen vision encoder for `paths`, computed once and cached.
 
     `num_frames` uniformly spaced frames per video (segment centres), one per image. The store is
@@ -312,7 +324,8 @@ def cached_frame_features(paths: Sequence[str], encode_frames: EncodeFn, identit
         batch_size, num_workers, progress: extraction settings.
 
     Returns:
-        `(features (N, T, Dv) float32, mask (N, T) bool)` in `paths` order.
+        ``{"features": (N, T, Dv) float32, "mask": (N, T) bool, "timestamps": (N, T) float32
+        seconds}`` in `paths` order.
 
     Raises:
         DatasetError: files that failed to decode (all listed in the count, three shown).
@@ -326,8 +339,7 @@ def cached_frame_features(paths: Sequence[str], encode_frames: EncodeFn, identit
         shown = "; ".join(f"{p}: {r}" for _, p, r in report.errors[:3])
         raise DatasetError(f"{len(report.errors)} of {len(keys)} media files failed to decode "
                            f"({shown})")
-    rows = FeatureStore.for_frames(folder, identity, num_frames, create=False).get(keys)
-    return rows["features"], rows["mask"]
+    return FeatureStore.for_frames(folder, identity, num_frames, create=False).get(keys)
 
 
 def cache_text_features(store: FeatureStore, texts: Sequence[str],

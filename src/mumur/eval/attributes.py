@@ -23,8 +23,8 @@ import numpy as np
 
 from ..data.dataset import RetrievalDataset
 
-__all__ = ["ATTRIBUTES", "attribute_agreement", "caption_scenes", "item_scenes",
-           "timestamps_in_shot"]
+__all__ = ["ATTRIBUTES", "attribute_agreement", "attribute_hits", "caption_scenes",
+           "item_scenes", "scene_value", "timestamps_in_shot"]
 
 ATTRIBUTES = ("place", "shape", "colour", "size", "motion")
 
@@ -61,8 +61,19 @@ def caption_scenes(dataset: RetrievalDataset, language: str) -> list[tuple[dict,
     return out
 
 
-def _value(scene: dict, attribute: str):
+def scene_value(scene: dict, attribute: str):
+    """The value a caption states of `attribute` in `scene`: the place, or the main object's."""
     return scene["place"] if attribute == "place" else scene["objects"][0].get(attribute)
+
+
+def attribute_hits(top1: Sequence[int], described: Sequence[dict],
+                   items: Sequence[Sequence[dict]], attribute: str) -> np.ndarray:
+    """Per caption: 1 if its top-1 item has a scene agreeing with it on `attribute`, 0 if not,
+    -1 if the caption states no value of it (an image caption's motion). (n_captions,) int64."""
+    return np.array([-1 if scene_value(scene, attribute) is None else
+                     int(any(scene_value(s, attribute) == scene_value(scene, attribute)
+                             for s in items[j]))
+                     for j, scene in zip(top1, described)], dtype=np.int64)
 
 
 def attribute_agreement(top1: Sequence[int], caption_item: Sequence[int],
@@ -87,10 +98,9 @@ def attribute_agreement(top1: Sequence[int], caption_item: Sequence[int],
         raise ValueError("top1, caption_item and described must have one entry per caption")
     out: dict[str, float] = {}
     for attribute in attributes:
-        hits = [any(_value(s, attribute) == _value(scene, attribute) for s in items[j])
-                for j, scene in zip(top1, described) if _value(scene, attribute) is not None]
-        if hits:
-            out[attribute] = float(np.mean(hits))
+        hits = attribute_hits(top1, described, items, attribute)
+        if (hits >= 0).any():
+            out[attribute] = float(hits[hits >= 0].mean())
     out["all"] = float(np.mean(top1 == caption_item)) if len(top1) else 0.0
     out["n"] = int(len(top1))
     return out

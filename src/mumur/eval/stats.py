@@ -19,7 +19,7 @@ import numpy as np
 
 from .metrics import ranks_to_metrics
 
-__all__ = ["RANK_KEYS", "bootstrap_ci", "seed_summary", "summarize_ranks"]
+__all__ = ["RANK_KEYS", "bootstrap_ci", "seed_summary", "summarize_ranks", "summarize_shares"]
 
 RANK_KEYS = ("R1", "R5", "R10", "MdR", "MnR")
 
@@ -80,26 +80,61 @@ def summarize_ranks(ranks_per_seed: Sequence[np.ndarray], n_candidates: int,
     and `<key>_ci95` beside it when several seeds ran (the interval is always given).
 
     Args:
-        ranks_per_seed: one (n_queries,) rank array per training seed, same query order.
+        ranks_per_seed: per training seed, an (n_queries,) rank array, or an (n_groups,
+            n_queries) array whose rows are query groups aligned on the query axis (e.g. the
+            14 non-English languages of the same test captions): each seed's metric is then the
+            mean over its groups, and the bootstrap resamples queries jointly across groups, so
+            the interval accounts for the groups describing the same items.
         n_candidates: gallery size (reported as ``n_candidates``).
         n_boot: bootstrap resamples for the intervals.
         seed: bootstrap seed.
 
     Returns:
-        ``{"R1", "R1_std", "R1_ci95", ..., "n_queries", "n_candidates", "n_seeds"}``.
+        ``{"R1", "R1_std", "R1_ci95", ..., "n_queries", "n_candidates", "n_seeds"}`` (and
+        ``n_groups`` for grouped input).
     """
-    runs = [np.asarray(r) for r in ranks_per_seed]
-    if not runs or len({len(r) for r in runs}) != 1:
+    runs = [np.atleast_2d(np.asarray(r)) for r in ranks_per_seed]
+    if not runs or len({r.shape for r in runs}) != 1:
         raise ValueError("need at least one seed, with the same number of queries in each")
-    per_seed = [ranks_to_metrics(r, n_candidates) for r in runs]
-    stacked = np.stack(runs)  # (n_seeds, n_queries)
+    per_seed = [[ranks_to_metrics(row, n_candidates) for row in r] for r in runs]
+    stacked = np.concatenate(runs)  # (n_seeds * n_groups, n_queries): the mean over rows
     out: dict = {}
     for key in RANK_KEYS:
-        mean, std = seed_summary([m[key] for m in per_seed])
+        mean, std = seed_summary([np.mean([m[key] for m in groups]) for groups in per_seed])
         out[key] = round(mean, 4)
         if len(runs) > 1:
             out[f"{key}_std"] = round(std, 4)
         out[f"{key}_ci95"] = [round(v, 4) for v in bootstrap_ci(stacked, key, n_boot, seed=seed)]
     out.update(n_queries=int(stacked.shape[1]), n_candidates=int(n_candidates),
                n_seeds=len(runs))
+    if runs[0].shape[0] > 1:
+        out["n_groups"] = int(runs[0].shape[0])
+    return out
+
+
+def summarize_shares(hits_per_seed: Sequence[np.ndarray], n_boot: int = 1000,
+                     seed: int = 0) -> dict:
+    """A share in percent (attribute agreement, timestamps inside the shot) over seeds: mean,
+    sample std over seeds and a paired query-bootstrap 95% interval of the mean.
+
+    Args:
+        hits_per_seed: per seed, an (n,) boolean array over the same n queries.
+
+    Returns:
+        ``{"mean", "std", "ci95", "n", "n_seeds"}`` (``std`` only with several seeds).
+    """
+    runs = [np.asarray(h, dtype=np.float64) for h in hits_per_seed]
+    if not runs or len({r.shape for r in runs}) != 1 or runs[0].ndim != 1:
+        raise ValueError("need at least one seed, each an (n,) array over the same queries")
+    stacked = np.stack(runs)  # (n_seeds, n)
+    if stacked.shape[1] == 0:
+        return {"mean": None, "n": 0, "n_seeds": len(runs)}
+    # A hit is rank 1 of a one-candidate query, so the R1 bootstrap gives the share's interval.
+    ranks = np.where(stacked > 0, 1, 2)
+    mean, std = seed_summary(100.0 * stacked.mean(axis=1))
+    out = {"mean": round(mean, 4)}
+    if len(runs) > 1:
+        out["std"] = round(std, 4)
+    out["ci95"] = [round(v, 4) for v in bootstrap_ci(ranks, "R1", n_boot, seed=seed)]
+    out.update(n=int(stacked.shape[1]), n_seeds=len(runs))
     return out

@@ -1,11 +1,19 @@
-"""`mumur demo`: the offline end-to-end job.
+"""`mumur demo`: the offline end-to-end job on the shipped world stack.
 
-1. generate a synthetic multilingual corpus (real .mp4 + .jpg files, `manifest.json`);
-2. train the offline default model (translate-train) and the English-only variant;
-3. evaluate both on the test split, per language, videos and images separately;
-4. write `results.json` (DESIGN.md contract) and the model in `model/`;
-5. index the test split (never seen in training) into `index/` and run example searches in
-   several languages.
+1. generate the synthetic world the heads train on (`DIR/corpus`, train/val/test splits) and
+   independent test worlds (`DIR/worlds/`), real .mp4 + .jpg files with 15-language captions;
+2. cache the frozen `world-clip` frame features once (the shared feature store, `DIR/cache`);
+3. train the study's variants on the cached features, for each training seed: the default
+   MuMUR DCM head (translate-train, `world-clip` English text, `world-m-clip` multilingual text),
+   its English-only twin (zero-shot cross-lingual transfer), an order-blind mean-pooling head,
+   and `world-clip` zero-shot (no training);
+4. score every test caption (rank, top-1 item, search timestamp) and write the figures with
+   intervals: `DIR/results.json` (DESIGN.md contract), `DIR/results.md` (or `--report`);
+5. copy the default head's first seed to `DIR/model`, index the corpus's test split (never seen
+   in training) into `DIR/index` and run example searches in several languages.
+
+What runs is data: `mumur/configs/studies/demo.json` (worlds, seeds, variants) and the recipe it
+names (`configs/recipes/world.json`); `recipes/study.py` is the engine.
 """
 
 from __future__ import annotations
@@ -13,23 +21,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from ..config import config_to_dict
-from .offline import (
-    OfflineRecipe,
-    evaluate_offline,
-    generate_corpus,
-    load_recipe,
-    summarize,
-    train_offline,
-    with_run_settings,
-)
+from ..errors import ConfigError
 
-__all__ = ["EXAMPLE_QUERIES", "DemoConfig", "run_demo"]
+__all__ = ["EXAMPLE_QUERIES", "run_demo"]
 
 # Example searches: (language, query). The test split is indexed, so these describe scenes that
 # may or may not be there; the printout shows the best matches and their calibrated relevance.
@@ -44,144 +42,116 @@ EXAMPLE_QUERIES = [
 ]
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    """Size of the demo run. The defaults fit a 2-core CPU in about 25 minutes.
-
-    Args:
-        videos, images: corpus size (all splits; split fractions come from the recipe).
-        seed: corpus and training seed.
-        workers: processes for media generation and decoding.
-        english_only: also train the English-only model (zero-shot cross-lingual transfer).
-        epochs: training epochs (None: the recipe's).
-        recipe: the model and schedule (`OfflineRecipe`, default `configs/recipes/offline.json`).
-    """
-
-    videos: int = 2320
-    images: int = 580
-    seed: int = 0
-    workers: int = 2
-    english_only: bool = True
-    epochs: int | None = None
-    recipe: OfflineRecipe = field(default_factory=load_recipe)
-
-
-def _lang_table(console: Console, title: str, result: dict, baseline: dict | None = None):
+def _headline_table(console: Console, summary: dict) -> None:
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("lang", "t2v R@1", "t2v R@5", "t2v R@10", "t2v MdR", "v2t R@1", "v2t R@5",
-                "v2t R@10"):
+    table = Table(title="test videos (mean ± std over seeds [95% interval])")
+    for col in ("variant", "en t2v R@1", "non-en t2v R@1", "non-en / en", "motion agreement",
+                "in shot"):
         table.add_column(col, justify="right")
-    if baseline is not None:
-        table.add_column("en-only t2v R@1", justify="right")
-    for lang, m in result["languages"].items():
-        row = [lang] + [f"{m['t2v'][k]:.1f}" for k in ("R1", "R5", "R10", "MdR")]
-        row += [f"{m['v2t'][k]:.1f}" for k in ("R1", "R5", "R10")]
-        if baseline is not None:
-            row.append(f"{baseline['languages'][lang]['t2v']['R1']:.1f}")
-        table.add_row(*row)
+    for name, v in summary["variants"].items():
+        video = v["video"]
+        en, other = video["languages"]["en"]["t2v"], video.get("non_en")
+        motion = video.get("attributes_en", {}).get("motion")
+        shot = video.get("in_shot_en")
+
+        def fmt(m, key="R1"):
+            if not m or m.get(key) is None:
+                return "-"
+            std = m.get(f"{key}_std", m.get("std") if key == "mean" else None)
+            ci = m.get(f"{key}_ci95", m.get("ci95") if key == "mean" else None)
+            return (f"{m[key]:.1f}" + (f" ± {std:.1f}" if std is not None else "")
+                    + (f" [{ci[0]:.0f}, {ci[1]:.0f}]" if ci else ""))
+
+        ratio = video.get("non_en_over_en")
+        table.add_row(name + (" *" if name == summary.get("default") else ""), fmt(en),
+                      fmt(other), f"{ratio['mean']:.2f}" if ratio else "-", fmt(motion, "mean"),
+                      fmt(shot, "mean"))
     console.print(table)
 
 
-def _contract_languages(result: dict) -> dict:
-    """`{lang: {"t2v", "v2t"}}`, the results.json contract's per-language shape."""
-    return {lang: {"t2v": m["t2v"], "v2t": m["v2t"]} for lang, m in result["languages"].items()}
-
-
-def run_demo(out: str | Path, config: DemoConfig | None = None,
-             console: Console | None = None) -> dict:
-    """Run the whole offline job into `out` (see the module docstring). Returns results.json."""
-    from ..model import load_model
-
-    config = config or DemoConfig()
-    console = console or Console()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    corpus, runs, cache = out / "corpus", out / "runs", out / "cache"
-    start = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    console.rule("[bold]1/5 synthetic corpus")
-    t = time.perf_counter()
-    report = generate_corpus(config.recipe, corpus, videos=config.videos, images=config.images,
-                             seed=config.seed, workers=config.workers)
-    timings["synth"] = time.perf_counter() - t
-    console.print(f"{report.items} items ({report.videos} videos, {report.images} images) in "
-                  f"{report.seconds:.0f}s -> {report.manifest}")
-
-    console.rule("[bold]2/5 training the offline default model (translate-train)")
-    recipe = with_run_settings(config.recipe, seed=config.seed, workers=config.workers,
-                               epochs=config.epochs)
-    t = time.perf_counter()
-    result = train_offline(recipe, corpus, runs / "translate-train", cache)
-    timings["train"] = time.perf_counter() - t
-    chosen = result.best_model or result.final_model
-    model_dir = out / "model"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    shutil.copytree(chosen, model_dir)
-    console.print(f"trained {result.steps} steps in {result.seconds:.0f}s; model selected on "
-                  f"the validation split (step {result.best_step}) -> {model_dir}")
-
-    en_only_eval = None
-    if config.english_only:
-        console.rule("[bold]3/5 training the English-only model (zero-shot transfer)")
-        t = time.perf_counter()
-        en_result = train_offline(recipe.patch({"train": {"en_only": True}}), corpus,
-                                  runs / "english-only", cache)
-        timings["train_english_only"] = time.perf_counter() - t
-        en_model = load_model(en_result.best_model or en_result.final_model)
-        en_only_eval = evaluate_offline(en_model, corpus, num_workers=config.workers)
-
-    console.rule("[bold]4/5 evaluation on the test split (never used for training or selection)")
-    t = time.perf_counter()
-    model = load_model(model_dir)
-    evaluation = evaluate_offline(model, corpus, num_workers=config.workers)
-    timings["eval"] = time.perf_counter() - t
-    video = evaluation["video"]
-    _lang_table(console, "test videos: translate-train model", video,
-                en_only_eval["video"] if en_only_eval else None)
-    if "image" in evaluation:
-        _lang_table(console, "test images: translate-train model", evaluation["image"],
-                    en_only_eval["image"] if en_only_eval else None)
-
-    results = {
-        "languages": _contract_languages(video),
+def demo_results(summary: dict, model_dir: Path, timings: dict) -> dict:
+    """`results.json` (DESIGN.md contract): the default variant's per-language figures (mean over
+    seeds with `_std` / `_ci95`), attributes, timestamps, and every variant's summary."""
+    default = summary["default"] or next(iter(summary["variants"]))
+    v = summary["variants"][default]
+    video, image = v["video"], v["image"]
+    shot = video.get("in_shot_en")
+    en, other = video["languages"]["en"]["t2v"]["R1"], video.get("non_en", {}).get("R1")
+    return {
+        "languages": video["languages"],
         "model": str(model_dir),
-        "train_seconds": result.seconds,
+        "default_variant": default,
+        "train_seconds": sum(v["train_seconds"]) / len(v["train_seconds"]),
         "media_type": "video",
-        "summary": summarize(video),
-        "images": ({"languages": _contract_languages(evaluation["image"]),
-                    "summary": summarize(evaluation["image"])}
-                   if "image" in evaluation else None),
-        "english_only": ({"languages": _contract_languages(en_only_eval["video"]),
-                          "summary": summarize(en_only_eval["video"]),
-                          "images": ({"languages": _contract_languages(en_only_eval["image"])}
-                                     if "image" in en_only_eval else None)}
-                         if en_only_eval else None),
-        "corpus": {"path": str(corpus), "videos": report.videos, "images": report.images,
-                   "test_videos": video["dataset"]["items"],
-                   "test_images": evaluation.get("image", {}).get("dataset", {}).get("items", 0)},
-        "recipe": config_to_dict(recipe),
+        "summary": {"en_t2v_R1": en, "non_en_mean_t2v_R1": other,
+                    "non_en_over_en": other / en if other is not None and en else None},
+        "attributes": {k: m["mean"] / 100.0 for k, m in video.get("attributes_en", {}).items()},
+        "timestamps": ({"in_shot": shot["mean"] / 100.0, "n": shot["n"]} if shot else None),
+        "images": {"languages": image["languages"]} if image else None,
+        "study": summary,
         "timings_seconds": timings,
     }
 
-    console.rule("[bold]5/5 index of the test split + example searches")
+
+def run_demo(out: str | Path, *, study: str = "demo", seeds: list[int] | None = None,
+             variants: list[str] | None = None, workers: int = 2,
+             report: str | Path | None = None, console: Console | None = None) -> dict:
+    """Run the whole offline job into `out` (module docstring). Returns results.json's content.
+
+    Args:
+        out: output folder; rerunning resumes (finished worlds, caches and runs are reused).
+        study: packaged study name or study JSON file.
+        seeds, variants: override the study's training seeds / restrict its variants.
+        workers: processes for generation and decoding.
+        report: markdown report path (default `out/results.md`).
+    """
+    from .study import load_study, run_study
+    from .study_report import study_markdown
+
+    console = console or Console()
+    out = Path(out)
+    start = time.perf_counter()
+    config = load_study(study).select(variants, seeds)
+    default = config.default or next(iter(config.variants))
+    if config.variants[default].get("zero_shot"):
+        raise ConfigError(f"study {config.name}: the demo's default variant {default!r} must be "
+                          "a trained head (it is copied to DIR/model and indexed)")
+    console.rule(f"[bold]study {config.name}: {len(config.variants)} variants x "
+                 f"{len(config.seeds)} seeds")
+    summary = run_study(config, out, workers=workers, console=console)
+    timings = {"study": time.perf_counter() - start}
+    report = Path(report) if report else out / "results.md"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    command = "mumur demo" + (f" --study {study}" if study != "demo" else "") + (
+        f" --seeds {','.join(map(str, config.seeds))}" if seeds else "")
+    report.write_text(study_markdown(summary, "Offline demo: MuMUR heads on the world stack",
+                                     command))
+    _headline_table(console, summary)
+
+    first_run = out / "runs" / default.replace(" ", "_").replace("/", "-") / \
+        f"seed-{config.seeds[0]}"
+    model_dir = out / "model"
+    chosen = Path(json.loads((first_run / "run.json").read_text())["model"])
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    shutil.copytree(chosen, model_dir)
+
+    console.rule("[bold]index of the corpus's test split + example searches")
     t = time.perf_counter()
     index_dir = out / "index"
-    _build_index(model_dir, corpus, index_dir, console, config.workers)
+    _build_index(model_dir, out / "corpus", index_dir, console, workers)
     timings["index"] = time.perf_counter() - t
+    results = demo_results(summary, model_dir, timings)
     results["index"] = str(index_dir)
     results["examples"] = _example_searches(index_dir, console)
-
     timings["total"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     s = results["summary"]
-    console.print(f"[bold]test videos, English t2v R@1 {s['en_t2v_R1']:.1f}; mean over "
-                  f"{len(results['languages']) - 1} other languages {s['non_en_mean_t2v_R1']:.1f} "
+    console.print(f"[bold]test videos ({config.default}), English t2v R@1 {s['en_t2v_R1']:.1f}; "
+                  f"mean over the other languages {s['non_en_mean_t2v_R1']:.1f} "
                   f"({s['non_en_over_en']:.2f} x English)")
-    console.print(f"wrote {out / 'results.json'} in {timings['total'] / 60:.1f} min")
+    console.print(f"wrote {out / 'results.json'} and {report} in {timings['total'] / 60:.1f} min")
     return results
 
 

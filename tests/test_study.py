@@ -1,0 +1,84 @@
+"""The study engine (`recipes/study.py`) on tiny worlds with the shipped world stack: worlds
+generated once, heads trained on cached features, per-caption outcomes stored, figures with
+intervals, a rerun reusing every finished (variant, seed), and clear errors on bad studies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mumur.errors import ConfigError
+from mumur.recipes.study import StudyConfig, load_study, run_study
+from mumur.recipes.study_report import study_markdown
+
+TINY = {
+    "recipe": "world",
+    "train_world": {"seed": 7, "videos": 60, "images": 10, "multi_shot": 0.5},
+    "test_worlds": {"seeds": [2301], "videos": 24, "images": 6, "multi_shot": 0.5},
+    "seeds": [0, 1],
+    "default": "dcm",
+    "variants": {
+        "dcm": {"patch": {"train": {"epochs": 2, "batch_size": 16, "num_workers": 0,
+                                    "progress": False},
+                          "data": {"val_languages": ["en"]}}},
+        "zero-shot": {"zero_shot": True},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    path = out / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    study = load_study(path)
+    return study, out / "run", run_study(study, out / "run", workers=1)
+
+
+def test_study_outcomes_and_figures(study_run):
+    study, out, summary = study_run
+    assert (out / "corpus" / "manifest.json").exists()
+    assert (out / "worlds" / "test-2301" / "manifest.json").exists()
+    dcm, zero = summary["variants"]["dcm"], summary["variants"]["zero-shot"]
+    assert dcm["seeds"] == [0, 1] and zero["seeds"] == [0]  # zero-shot runs once
+    video = dcm["video"]
+    assert video["n_worlds"] == 2  # the corpus's own test split + one test world
+    en = video["languages"]["en"]["t2v"]
+    assert {"R1", "R1_std", "R1_ci95", "n_queries", "n_seeds"} <= set(en)
+    assert en["n_seeds"] == 2 and en["R1_ci95"][0] <= en["R1"] <= en["R1_ci95"][1]
+    assert video["non_en"]["n_groups"] == 14
+    assert set(video["attributes_en"]) == {"place", "shape", "colour", "size", "motion"}
+    assert video["in_shot_en"]["n"] > 0
+    # The stored outcomes give the same R@1 as the summary.
+    r1 = [100 * np.mean(np.load(out / "runs" / "dcm" / f"seed-{s}" / "outcomes.npz")
+                        ["video/en/rank"] == 1) for s in (0, 1)]
+    assert en["R1"] == pytest.approx(np.mean(r1), abs=1e-3)
+    text = study_markdown(summary, "tiny", "mumur ablation --study tiny.json")
+    assert "| dcm (default) |" in text and "| zero-shot |" in text and "±" in text
+
+
+def test_rerun_reuses_finished_runs(study_run):
+    study, out, summary = study_run
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("outcomes.npz")}
+    again = run_study(study, out, workers=1)
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("outcomes.npz")} == stamp
+    assert again["variants"]["dcm"]["video"] == summary["variants"]["dcm"]["video"]
+
+
+def test_bad_studies_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="both a train and a test world"):
+        StudyConfig(**{**TINY, "test_worlds": {"seeds": [7], "videos": 1, "images": 0}})
+    with pytest.raises(ConfigError, match="expected"):
+        StudyConfig(**{**TINY, "variants": {"x": {"epochs": 3}}})
+    with pytest.raises(ConfigError, match="default variant"):
+        StudyConfig(**{**TINY, "default": "nope"})
+    with pytest.raises(ConfigError, match="unknown variants"):
+        StudyConfig(**TINY).select(["nope"])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ConfigError, match="study file"):
+        load_study(bad)
+    with pytest.raises(ConfigError, match="unknown studies config"):
+        load_study("nope")
