@@ -219,6 +219,7 @@ def _run_variant(name: str, spec: dict, seed: int, base_name: str, base: Offline
         chosen = result.best_model or result.final_model
         model = load_model(chosen)
         info = {"train_seconds": time.perf_counter() - start, "best_step": result.best_step,
+                "val_" + str(recipe.train.get("selection_metric", "t2v_R1")): result.best_value,
                 "steps": result.steps, "model": str(chosen)}
     arrays = {f"video/{k}": v for k, v in study_variant_outcomes(
         model, test_worlds, out / "cache", workers, "video").items()}

@@ -80,6 +80,8 @@ def summarize_study(study, files: dict[str, dict[int, Path]], out: Path) -> dict
             "spec": study.variants[name], "seeds": seeds,
             "train_seconds": [round(i["train_seconds"], 1) for i in infos],
             "best_step": [i.get("best_step") for i in infos],
+            # model selection uses the train world's val split only: pick variants by this
+            "val_t2v_R1": [i.get("val_t2v_R1") for i in infos],
             "video": _media_summary(runs, "video"), "image": _media_summary(runs, "image")}
     return {"study": study.name, "recipe": study.recipe, "default": study.default,
             "train_world": study.train_world, "test_worlds": study.test_worlds,
@@ -99,6 +101,14 @@ def _cell(summary: dict | None, key: str = "R1", digits: int = 1) -> str:
     return text
 
 
+def _val(variant: dict) -> str:
+    values = [v for v in variant.get("val_t2v_R1", []) if v is not None]
+    if not values:
+        return "-"
+    mean, std = seed_summary(values)
+    return f"{mean:.1f}" + (f" ± {std:.1f}" if len(values) > 1 else "")
+
+
 def study_markdown(summary: dict, title: str, command: str) -> str:
     """Markdown tables of a study summary (videos; images in the first table)."""
     variants = summary["variants"]
@@ -116,12 +126,14 @@ def study_markdown(summary: dict, title: str, command: str) -> str:
          f"{', '.join(map(str, summary['seeds']))}."),
         "",
         ("Each cell: mean over training seeds ± sample std over seeds [95% paired bootstrap "
-         "interval over test captions]. Zero-shot rows have one run (no training). Regenerate "
-         f"with `{command}`."),
+         "interval over test captions]. Zero-shot rows have one run (no training). `val t2v "
+         "R@1` is the selection metric on the train world's val split (English, German, "
+         "Japanese, Chinese), the only figure used to choose checkpoints and defaults. "
+         f"Regenerate with `{command}`."),
         "", "## Text -> video (and image) retrieval", "",
         "| variant | en t2v R@1 | en t2v R@5 | non-en mean t2v R@1 | non-en / en | "
-        "en t2v R@1, images | train s |",
-        "|---|---|---|---|---|---|---|",
+        "en t2v R@1, images | val t2v R@1 | train s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, v in variants.items():
         video, image = v["video"], v["image"]
@@ -132,7 +144,7 @@ def study_markdown(summary: dict, title: str, command: str) -> str:
             f"| {name}{mark} | {_cell(video['languages']['en']['t2v'])} | "
             f"{_cell(video['languages']['en']['t2v'], 'R5')} | {_cell(video.get('non_en'))} | "
             f"{ratio_text} | {_cell(image['languages']['en']['t2v']) if image else '-'} | "
-            f"{np.mean(v['train_seconds']):.0f} |")
+            f"{_val(v)} | {np.mean(v['train_seconds']):.0f} |")
     langs = list(first["languages"])
     lines += ["", "## t2v R@1 per language (test videos, mean ± std over seeds)", "",
               "| variant | " + " | ".join(langs) + " |", "|---|" + "---|" * len(langs)]
