@@ -82,3 +82,11 @@ def test_bad_studies_are_refused(tmp_path):
         load_study(bad)
     with pytest.raises(ConfigError, match="unknown studies config"):
         load_study("nope")
+
+
+def test_a_world_that_cannot_be_planned_fails_before_rendering(tmp_path):
+    study = StudyConfig(**{**TINY, "test_worlds": {"seeds": [2301], "videos": 400,
+                                                   "images": 200, "multi_shot": 0.3}})
+    with pytest.raises(ConfigError, match="world seed 2301"):
+        run_study(study, tmp_path / "out", workers=1)
+    assert not (tmp_path / "out" / "corpus").exists()  # nothing rendered

@@ -40,7 +40,7 @@ from rich.console import Console
 from ..config import config_from_dict, config_to_dict, load_packaged_config
 from ..errors import ConfigError
 from ..fsutil import atomic_path, atomic_write_json
-from .offline import OfflineRecipe, generate_corpus, load_recipe, train_offline, with_run_settings
+from .offline import OfflineRecipe, load_recipe, train_offline, with_run_settings
 
 __all__ = ["StudyConfig", "load_study", "run_study", "study_variant_outcomes"]
 
@@ -109,30 +109,51 @@ def load_study(name: str | Path) -> StudyConfig:
 
 # ----------------------------------------------------------------------------------- worlds
 
-def _world(recipe: OfflineRecipe, folder: Path, spec: dict, *, test: bool, workers: int,
-           console: Console) -> Path:
-    """Generate a world into `folder` unless its manifest is already there (deterministic)."""
-    if (folder / "manifest.json").exists():
-        return folder
+def _synth_config(recipe: OfflineRecipe, spec: dict, test: bool):
+    from ..data.synthetic.generate import SynthConfig
+
     corpus = dict(recipe.corpus)
     if test:
         corpus.update(val_fraction=0.0, test_fraction=1.0)
-    corpus["multi_shot"] = float(spec.get("multi_shot", 0.0))
-    console.print(f"world {folder.name}: {spec['videos']} videos, {spec['images']} images "
-                  f"(seed {spec['seed']}, multi-shot {corpus['multi_shot']})")
-    generate_corpus(OfflineRecipe(recipe.model, recipe.train, recipe.data, corpus), folder,
-                    videos=int(spec["videos"]), images=int(spec["images"]),
-                    seed=int(spec["seed"]), workers=workers)
+    return SynthConfig(videos=int(spec["videos"]), images=int(spec["images"]),
+                       seed=int(spec["seed"]), multi_shot=float(spec.get("multi_shot", 0.0)),
+                       **corpus)
+
+
+def _world(recipe: OfflineRecipe, folder: Path, spec: dict, *, test: bool, workers: int,
+           console: Console) -> Path:
+    """Generate a world into `folder` unless its manifest is already there (deterministic)."""
+    from ..data.synthetic.generate import generate
+
+    if (folder / "manifest.json").exists():
+        return folder
+    cfg = _synth_config(recipe, spec, test)
+    console.print(f"world {folder.name}: {cfg.videos} videos, {cfg.images} images "
+                  f"(seed {cfg.seed}, multi-shot {cfg.multi_shot})")
+    generate(folder, cfg, workers=workers)
     return folder
 
 
 def study_worlds(study: StudyConfig, recipe: OfflineRecipe, out: Path, workers: int,
                  console: Console) -> tuple[Path, list[Path]]:
     """(train world folder, test galleries): the train world's own test split (when the recipe
-    gives it one) and then each independent test world, all generated on first use."""
+    gives it one) and then each independent test world, all generated on first use.
+
+    Raises:
+        ConfigError: a world whose val/test captions cannot be made unique (split too large),
+            found by planning every world before any media is rendered.
+    """
+    from ..data.synthetic.generate import plan_corpus
+
+    spec = {k: v for k, v in study.test_worlds.items() if k != "seeds"}
+    for world, test in [(study.train_world, False)] + [
+            ({**spec, "seed": seed}, True) for seed in study.test_worlds["seeds"]]:
+        try:
+            plan_corpus(_synth_config(recipe, world, test))
+        except ConfigError as exc:
+            raise ConfigError(f"study {study.name}: world seed {world['seed']}: {exc}") from None
     train = _world(recipe, out / "corpus", study.train_world, test=False, workers=workers,
                    console=console)
-    spec = {k: v for k, v in study.test_worlds.items() if k != "seeds"}
     tests = [_world(recipe, out / "worlds" / f"test-{seed}", {**spec, "seed": seed}, test=True,
                     workers=workers, console=console)
              for seed in study.test_worlds["seeds"]]
