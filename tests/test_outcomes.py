@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_eval_runner import FRAME_DIM, N_FRAMES, N_ITEMS, HashTextEncoder, RetrievalDataset
 
 from mumur.eval.metrics import t2v_ranks, v2t_ranks
 from mumur.eval.outcomes import frame_times_of, query_outcomes
 from mumur.eval.runner import encode_dataset_media
 from mumur.model import create_model
-
-from test_eval_runner import FRAME_DIM, N_FRAMES, N_ITEMS, HashTextEncoder, RetrievalDataset
 
 
 @pytest.fixture(params=["mumur-dcm", "meanP"])

@@ -102,7 +102,7 @@ def attribute_agreement(top1: Sequence[int], caption_item: Sequence[int],
         if (hits >= 0).any():
             out[attribute] = float(hits[hits >= 0].mean())
     out["all"] = float(np.mean(top1 == caption_item)) if len(top1) else 0.0
-    out["n"] = int(len(top1))
+    out["n"] = len(top1)
     return out
 
 

@@ -250,9 +250,8 @@ def _run_variant(name: str, spec: dict, seed: int, base_name: str, base: Offline
     atomic_write_json(run / "run.json", {"variant": name, "seed": seed, "spec": spec,
                                          "recipe_name": base_name, **info,
                                          "recipe": config_to_dict(recipe)}, indent=2)
-    with atomic_path(done) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+    with atomic_path(done) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
     console.print(f"{name} seed {seed}: en t2v R@1 "
                   f"{100 * np.mean(arrays['video/en/rank'] == 1):.1f} "
                   f"({info['train_seconds']:.0f} s train, {info['eval_seconds']:.0f} s eval)")

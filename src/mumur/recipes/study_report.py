@@ -35,8 +35,8 @@ def _media_summary(runs: list[dict[str, np.ndarray]], media: str) -> dict | None
         return None
     languages = [k[len(prefix):-len("/rank")] for k in keys]
     n_items = runs[0][f"{media}/n_items"]
-    gallery = int(round(float(n_items.mean())))
-    out: dict = {"languages": {}, "n_worlds": int(len(n_items)), "items": int(n_items.sum()),
+    gallery = round(float(n_items.mean()))
+    out: dict = {"languages": {}, "n_worlds": len(n_items), "items": int(n_items.sum()),
                  "gallery": gallery}
     for lang in languages:
         out["languages"][lang] = {
@@ -131,8 +131,8 @@ def study_markdown(summary: dict, title: str, command: str) -> str:
          "Japanese, Chinese), the only figure used to choose checkpoints and defaults. "
          f"Regenerate with `{command}`."),
         "", "## Text -> video (and image) retrieval", "",
-        "| variant | en t2v R@1 | en t2v R@5 | non-en mean t2v R@1 | non-en / en | "
-        "en t2v R@1, images | val t2v R@1 | train s |",
+        ("| variant | en t2v R@1 | en t2v R@5 | non-en mean t2v R@1 | non-en / en | "
+        "en t2v R@1, images | val t2v R@1 | train s |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, v in variants.items():
