@@ -24,7 +24,7 @@ Measured in one process, one after the other, so the figures can be read as rati
    text towers) does not set the length of the run.
 
     python benchmarks/world_stack.py [--videos 48] [--images 8] [--workers 1] [--batch-size 64]
-        [--steps 20] [--seconds 5] [--threads 0]
+        [--steps 20] [--seconds 3] [--threads 0]
         [--variants meanP dcm dcm+temporal "dcm fine-tuned text"]
 
 Prints readable lines and, as the last line, one JSON object with the same figures. On a shared
@@ -189,7 +189,7 @@ def main() -> None:
                         help=f"head settings: variants of the {STUDY!r} study")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20, help="timed steps per head setting")
-    parser.add_argument("--seconds", type=float, default=5.0,
+    parser.add_argument("--seconds", type=float, default=3.0,
                         help="stop a head setting's timing after this long (>= 3 steps)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0,
