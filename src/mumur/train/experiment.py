@@ -32,7 +32,13 @@ from .data import (
 from .runtime import resolve_device, seed_everything
 from .trainer import Trainer, TrainResult
 
-__all__ = ["build_model", "train_experiment", "train_from_config", "validation_metrics"]
+__all__ = [
+    "build_model",
+    "freeze_encoders",
+    "train_experiment",
+    "train_from_config",
+    "validation_metrics",
+]
 
 
 def train_from_config(config_path: str | Path, out_dir: str | Path,
@@ -122,8 +128,16 @@ def _load_split(exp: ExperimentConfig, split: str, field: str) -> RetrievalDatas
     return dataset
 
 
-def _freeze(model, cfg: TrainConfig) -> dict[str, bool]:
-    """Freeze encoders the config freezes or that cannot train; returns slot -> frozen."""
+def freeze_encoders(model, cfg: TrainConfig) -> dict[str, bool]:
+    """Freeze the encoders `cfg` freezes (`freeze_vision`, `freeze_text`) or that cannot train.
+
+    Args:
+        model: a `RetrievalModel`; frozen encoders get `requires_grad=False` and eval mode.
+        cfg: the training config.
+
+    Returns:
+        slot -> frozen, for the slots the model has.
+    """
     frozen = {}
     for slot in ("vision", "text_en", "text_ml"):
         encoder = getattr(model, slot, None)
@@ -249,7 +263,7 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
     if cfg.validate and val_ds is None:
         raise ConfigError("data.val_split: validation is on (train.validate) but no validation "
                           "split is set")
-    frozen = _freeze(model, cfg)
+    frozen = freeze_encoders(model, cfg)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out_dir / "cache"
     num_frames = model.config.num_frames
     sampling = cfg.frame_sampling or model.config.frame_sampling
