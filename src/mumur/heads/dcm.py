@@ -118,7 +118,12 @@ class CrossModalBranch(nn.Module):
         w_out = self.out_proj.weight.view(d, self.num_heads, self.head_dim)  # (d, H, dh)
         u = torch.einsum("bthc,ehc->bthe", v, w_out)  # (B, T, H, d)
         r = torch.einsum("nbht,bthe->nbe", weights, u) + self.out_proj.bias  # r_v, eq. (1)/(2)
-        return self.norm(self.dropout(self.fc(r)) + r), weights  # eq. (4)/(5)
+        # FC is affine and each head's weights sum to 1, so FC(r) = sum a (W_fc u) + FC(b_o):
+        # the d x d product runs per frame, O(B T d^2), not per (text, item) pair, O(N B d^2).
+        # Exact, dropout included (it still acts on each pair's FC output).
+        fc_u = u @ self.fc.weight.t()  # (B, T, H, d)
+        fc_r = torch.einsum("nbht,bthe->nbe", weights, fc_u) + self.fc(self.out_proj.bias)
+        return self.norm(self.dropout(fc_r) + r), weights  # eq. (4)/(5)
 
     def uniform_pool(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """R_v of eq. (4)/(5) with uniform attention over the valid frames: (B, T, d) -> (B, d).
