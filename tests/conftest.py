@@ -261,6 +261,23 @@ def palette_corpus(tmp_path):
     return root
 
 
+@pytest.fixture
+def served(palette_corpus, tmp_path):
+    """`(TestClient, Resources)` of the app over an index of `palette_corpus`."""
+    from fastapi.testclient import TestClient
+
+    from mumur.index import build_index
+    from mumur.serve import create_app, load_resources
+
+    index = tmp_path / "index"
+    build_index([palette_corpus], index, embedder=PaletteEmbedder(), num_workers=0,
+                progress=False)
+    resources = load_resources(index, embedder=PaletteEmbedder())
+    with TestClient(create_app(resources)) as client:
+        yield client, resources
+    resources.index.close()
+
+
 # ---- encoder fixtures (slice B: mumur.encoders) ------------------------------------------------
 
 
