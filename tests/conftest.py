@@ -262,17 +262,24 @@ def palette_corpus(tmp_path):
 
 
 @pytest.fixture
-def served(palette_corpus, tmp_path):
-    """`(TestClient, Resources)` of the app over an index of `palette_corpus`."""
-    from fastapi.testclient import TestClient
-
+def palette_index_dir(palette_corpus, tmp_path):
+    """An index folder of `palette_corpus` built with `PaletteEmbedder`."""
     from mumur.index import build_index
-    from mumur.serve import create_app, load_resources
 
     index = tmp_path / "index"
     build_index([palette_corpus], index, embedder=PaletteEmbedder(), num_workers=0,
                 progress=False)
-    resources = load_resources(index, embedder=PaletteEmbedder())
+    return index
+
+
+@pytest.fixture
+def served(palette_index_dir):
+    """`(TestClient, Resources)` of the app over `palette_index_dir`."""
+    from fastapi.testclient import TestClient
+
+    from mumur.serve import create_app, load_resources
+
+    resources = load_resources(palette_index_dir, embedder=PaletteEmbedder())
     with TestClient(create_app(resources)) as client:
         yield client, resources
     resources.index.close()

@@ -10,7 +10,6 @@ from conftest import PaletteEmbedder
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mumur.index import build_index
 from mumur.serve import create_app, load_resources
 
 
@@ -104,11 +103,8 @@ def test_health_and_openapi(served):
     assert client.get("/static/app.js").status_code == 200
 
 
-def test_api_key(palette_corpus, tmp_path):
-    index = tmp_path / "index"
-    build_index([palette_corpus], index, embedder=PaletteEmbedder(), num_workers=0,
-                progress=False)
-    resources = load_resources(index, embedder=PaletteEmbedder(), api_key="s3cret")
+def test_api_key(palette_index_dir):
+    resources = load_resources(palette_index_dir, embedder=PaletteEmbedder(), api_key="s3cret")
     with TestClient(create_app(resources)) as client:
         assert client.get("/api/search", params={"q": "red"}).status_code == 401
         assert "API key" in client.get("/api/search", params={"q": "red"}).json()["error"]

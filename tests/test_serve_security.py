@@ -20,7 +20,7 @@ def _record(resources, name: str):
     return next(r for r in resources.index.store.records().values() if r.path.endswith(name))
 
 
-def test_api_key_is_compared_in_constant_time(palette_corpus, tmp_path, monkeypatch):
+def test_api_key_is_compared_in_constant_time(palette_index_dir, monkeypatch):
     calls = []
     real = resources_module.hmac.compare_digest
 
@@ -29,10 +29,8 @@ def test_api_key_is_compared_in_constant_time(palette_corpus, tmp_path, monkeypa
         return real(a, b)
 
     monkeypatch.setattr(resources_module.hmac, "compare_digest", spy)
-    index = tmp_path / "index"
-    build_index([palette_corpus], index, embedder=PaletteEmbedder(), num_workers=0,
-                progress=False)
-    resources = load_resources(index, embedder=PaletteEmbedder(), api_key="s3cret-ключ")
+    resources = load_resources(palette_index_dir, embedder=PaletteEmbedder(),
+                               api_key="s3cret-ключ")
     with TestClient(create_app(resources)) as client:
         assert client.get("/api/search", params={"q": "red", "key": "guess"}).status_code == 401
         assert calls and calls[-1] == (b"guess", "s3cret-ключ".encode())
@@ -73,7 +71,6 @@ def test_cors_is_closed_by_default(served):
 def test_server_binds_loopback_unless_told(monkeypatch, tmp_path):
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
     import mumur.serve
-
     from mumur.cli import app
 
     seen = {}
