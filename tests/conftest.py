@@ -261,6 +261,30 @@ def palette_corpus(tmp_path):
     return root
 
 
+@pytest.fixture
+def palette_index_dir(palette_corpus, tmp_path):
+    """An index folder of `palette_corpus` built with `PaletteEmbedder`."""
+    from mumur.index import build_index
+
+    index = tmp_path / "index"
+    build_index([palette_corpus], index, embedder=PaletteEmbedder(), num_workers=0,
+                progress=False)
+    return index
+
+
+@pytest.fixture
+def served(palette_index_dir):
+    """`(TestClient, Resources)` of the app over `palette_index_dir`."""
+    from fastapi.testclient import TestClient
+
+    from mumur.serve import create_app, load_resources
+
+    resources = load_resources(palette_index_dir, embedder=PaletteEmbedder())
+    with TestClient(create_app(resources)) as client:
+        yield client, resources
+    resources.index.close()
+
+
 # ---- encoder fixtures (slice B: mumur.encoders) ------------------------------------------------
 
 

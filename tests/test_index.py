@@ -269,8 +269,8 @@ _WRITER = textwrap.dedent("""
     from conftest import PaletteEmbedder
     from mumur.index import build_index
     report = build_index([{corpus!r}], {index!r}, embedder=PaletteEmbedder(delay={delay}),
-                         batch_size=2, num_workers=1, progress=False)
-    print("DONE", report.total, flush=True)
+                         batch_size=2, num_workers=1, progress=False, wait={wait})
+    print("DONE", report.total, len(report.indexed), len(report.updated), flush=True)
 """)
 
 
@@ -281,8 +281,9 @@ def _many_images(root: Path, n: int) -> None:
         write_palette_image(root / f"img_{i:03d}.png", colours[i % len(colours)], seed=i)
 
 
-def _start_writer(corpus, index, delay):
-    script = _WRITER.format(tests=str(TESTS), corpus=str(corpus), index=str(index), delay=delay)
+def _start_writer(corpus, index, delay, wait=False):
+    script = _WRITER.format(tests=str(TESTS), corpus=str(corpus), index=str(index), delay=delay,
+                            wait=wait)
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

@@ -19,11 +19,8 @@ from mumur.index.store import StoredArrays
 
 
 @pytest.fixture
-def palette_index(palette_corpus, tmp_path):
-    index = tmp_path / "index"
-    build_index([palette_corpus], index, embedder=PaletteEmbedder(), num_workers=0,
-                progress=False)
-    idx = Index(index, embedder=PaletteEmbedder())
+def palette_index(palette_index_dir):
+    idx = Index(palette_index_dir, embedder=PaletteEmbedder())
     yield idx
     idx.close()
 

@@ -9,6 +9,7 @@ __all__ = [
     "FeatureCacheError",
     "FeatureCacheMismatchError",
     "IndexCorruptError",
+    "IndexLockedError",
     "IndexMismatchError",
     "MediaDecodeError",
     "MissingMediaError",
@@ -65,6 +66,10 @@ class IndexMismatchError(MumurError):
 
 class IndexCorruptError(MumurError):
     """An index folder cannot be opened."""
+
+
+class IndexLockedError(MumurError):
+    """Another index run is writing the index folder."""
 
 
 class TranslationError(MumurError):

@@ -24,12 +24,15 @@ def index_command(
     fp16: bool = typer.Option(False, "--fp16", help="Store arrays as float16 (new index only)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    wait: bool = typer.Option(False, "--wait", help="If another index run is writing this "
+                              "index, wait for it to finish instead of refusing."),
 ) -> None:
     """Index images and videos (new files embedded, modified re-embedded, deleted removed)."""
     from ..index import build_index
 
     report = build_index(paths, index, model, text_model=text_model, batch_size=batch_size,
-                         num_workers=workers, fp16=fp16, progress=not quiet)
+                         num_workers=workers, fp16=fp16, progress=not quiet,
+                         wait=wait)
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if json_out else report.summary())
 
 

@@ -5,6 +5,9 @@ size or mtime changed, its fingerprint (BLAKE2b of size + first and last MiB) de
 fingerprint -> only the bookkeeping is updated; different -> re-embedded under the same id.
 Records under the scanned roots whose files are gone are removed.
 
+One writer at a time: a run holds the folder's writer lock (`lock.py`) from start to end; a
+second run refuses, or waits with `wait=True`.
+
 Resumable: every batch (its items, its failures, the generation bump) is one SQLite transaction.
 A run killed at any moment (even `kill -9`) leaves the last committed batch; the next run sees the
 committed files as unchanged and embeds only the rest. Paths are UNIQUE, so nothing is duplicated.
@@ -21,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .embedder import Embedder, load_embedder
+from .lock import writer_lock
 from .scan import MediaFile, SkippedFile, display_path, fingerprint, scan_media
 from .store import IndexStore, NewItem
 
@@ -162,6 +166,7 @@ def build_index(
     num_workers: int = 2,
     fp16: bool = False,
     progress: bool = True,
+    wait: bool = False,
 ) -> IndexReport:
     """Index media under `paths` into `index_dir` (create, update, or resume).
 
@@ -175,6 +180,8 @@ def build_index(
         num_workers: decode worker processes (0 = decode in this process).
         fp16: store arrays as float16 (fresh index only; halves size, scores change ~1e-3).
         progress: show a progress bar with ETA on stderr.
+        wait: when another run is writing this index, wait for it (a message on stderr) instead
+            of refusing; the run then finds that run's files unchanged.
 
     Returns:
         `IndexReport`.
@@ -182,10 +189,20 @@ def build_index(
     Raises:
         IndexMismatchError: `model` differs from the model the index was built with.
         ConfigError: no model given for a new index.
+        IndexLockedError: another run is writing this index and `wait` is False.
     """
+    start = time.perf_counter()
+    with writer_lock(index_dir, wait=wait, on_wait=lambda msg: print(msg, file=sys.stderr)):
+        report = _build_locked(paths, index_dir, model, embedder, text_model, batch_size,
+                               num_workers, fp16, progress)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num_workers, fp16,
+                  progress) -> IndexReport:
     from ..data.features import extract_frame_features
 
-    start = time.perf_counter()
     store = IndexStore(index_dir, create=True)
     try:
         if embedder is None:
@@ -219,7 +236,6 @@ def build_index(
         report.total = store.counts()["items"]
     finally:
         store.close()
-    report.seconds = time.perf_counter() - start
     return report
 
 

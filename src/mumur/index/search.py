@@ -10,6 +10,7 @@ per-frame states; each has its branch's stage-1 vectors.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -26,6 +27,7 @@ from .store import IndexStore, ItemRecord, StoredArrays
 __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_TOP_K",
+    "QUERY_PATTERN",
     "Index",
     "SearchEngine",
     "SearchResponse",
@@ -36,6 +38,16 @@ __all__ = [
 
 MAX_QUERY_CHARS = 500
 MAX_TOP_K = 1000
+
+# What a query may hold, stated once: `_validate` applies it and the HTTP API publishes it in
+# `/openapi.json`, so the schema accepts exactly the queries search accepts. No C0 control
+# character but tab, LF and CR; at least one character that is not blank (whitespace in the sense
+# of `str.isspace`, C1 controls, the BOM), so a schema-valid query is never "empty".
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f"
+_BLANK = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+QUERY_PATTERN = rf"^[^{_CONTROL}]*[^{_BLANK}][^{_CONTROL}]*$"
+_HAS_CONTROL = re.compile(f"[{_CONTROL}]")
+_HAS_VISIBLE = re.compile(f"[^{_BLANK}]")
 
 
 @dataclass
@@ -83,11 +95,11 @@ class SearchResponse:
 
 
 def _validate(query: str, k: int, media_type: str | None) -> str:
-    if not isinstance(query, str) or not query.strip():
+    if not isinstance(query, str) or not _HAS_VISIBLE.search(query):
         raise QueryError(query, "the query is empty")
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError(query, f"the query is longer than {MAX_QUERY_CHARS} characters")
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in query):
+    if _HAS_CONTROL.search(query):
         raise QueryError(query, "the query contains control characters")
     if not 1 <= int(k) <= MAX_TOP_K:
         raise QueryError(query, f"k={k} must be between 1 and {MAX_TOP_K}")

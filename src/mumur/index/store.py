@@ -27,9 +27,11 @@ import numpy as np
 from ..errors import IndexCorruptError, IndexMismatchError
 from .schema import DB_NAME, connect, migrate, schema_version_of
 
-__all__ = ["IndexStore", "ItemRecord", "NewItem", "StoredArrays"]
+__all__ = ["MAX_ITEM_ID", "IndexStore", "ItemRecord", "NewItem", "StoredArrays"]
 
 MEDIA_TYPES = ("image", "video")
+#: Item ids are SQLite rowids: positive signed 64-bit integers.
+MAX_ITEM_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,9 @@ class IndexStore:
             return {os.fsdecode(bytes(r[0])): (r[1], r[2], r[3]) for r in rows.fetchall()}
 
     def item(self, item_id: int) -> ItemRecord | None:
-        """The record of one item id, or None."""
+        """The record of one item id, or None (also for ids SQLite cannot hold)."""
+        if not 0 <= int(item_id) <= MAX_ITEM_ID:
+            return None
         with self._lock:
             r = self._conn.execute(
                 "SELECT id, path, display_path, media_type, size, mtime_ns, hash FROM items"

@@ -3,6 +3,7 @@ loading in `resources`."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,18 +15,66 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import MumurError, QueryError
 from .resources import Resources, load_resources
-from .routes import router
+from .routes import PATTERN_HINTS, router
 
-__all__ = ["STATIC_DIR", "create_app", "serve"]
+__all__ = ["MAX_BODY_BYTES", "MAX_URL_BYTES", "STATIC_DIR", "RequestLimits", "create_app",
+           "serve"]
 
 STATIC_DIR = Path(__file__).with_name("static")
+#: Every route is a GET and no body is ever read; a larger declared body is refused (413).
+MAX_BODY_BYTES = 64 * 1024
+#: Path + query string; the longest valid search URL (500 characters of 4-byte UTF-8, %-encoded)
+#: is about 6 KiB. Longer: 414. (uvicorn bounds the header block itself.)
+MAX_URL_BYTES = 8 * 1024
+_log = logging.getLogger("mumur.serve")
+
+
+class RequestLimits:
+    """ASGI middleware: bound the request size before any route runs (413 / 414, JSON body), and
+    send `X-Content-Type-Options: nosniff` so browsers never guess a type for served files."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = _refusal(scope)
+        if refusal is not None:
+            await JSONResponse({"error": refusal[1]}, status_code=refusal[0])(scope, receive, send)
+            return
+
+        async def send_nosniff(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        await self.app(scope, receive, send_nosniff)
+
+
+def _refusal(scope) -> tuple[int, str] | None:
+    url_bytes = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+    if url_bytes > MAX_URL_BYTES:
+        return 414, f"the URL is longer than {MAX_URL_BYTES} bytes"
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if not value.isdigit():
+                return 400, "invalid Content-Length"
+            if int(value) > MAX_BODY_BYTES:
+                return 413, f"the request body is larger than {MAX_BODY_BYTES} bytes"
+    return None
 
 
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "path"))
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        if err.get("type") == "string_pattern_mismatch" and where in PATTERN_HINTS:
+            parts.append(f"{where}: {PATTERN_HINTS[where]}")  # not the regular expression
+        else:
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
 
 
@@ -51,7 +100,9 @@ def create_app(resources: Resources | str | os.PathLike, api_key: str | None = N
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        # Keep the exception's headers: `Allow` on 405 (RFC 9110), `WWW-Authenticate`, ...
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(QueryError)
     async def _query(request: Request, exc: QueryError) -> JSONResponse:
@@ -61,6 +112,13 @@ def create_app(resources: Resources | str | os.PathLike, api_key: str | None = N
     async def _mumur(request: Request, exc: MumurError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=500)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not a bad request: logged with its traceback, answered with the declared body.
+        _log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    app.add_middleware(RequestLimits)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

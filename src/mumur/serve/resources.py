@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import io
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +38,26 @@ class Resources:
         """Constant-time API-key check (True when no key is configured)."""
         if self.api_key is None:
             return True
-        return given is not None and hmac.compare_digest(given.encode(), self.api_key.encode())
+        # surrogatepass: a query string with undecodable bytes must not turn a 401 into a 500.
+        return given is not None and hmac.compare_digest(
+            given.encode("utf-8", "surrogatepass"), self.api_key.encode("utf-8", "surrogatepass"))
 
     def item(self, item_id: int) -> ItemRecord | None:
-        """An indexed item whose file is still a regular file, else None."""
+        """An indexed item whose file is still the file that was indexed, else None.
+
+        The file at the recorded path must be a regular file with the recorded size and mtime
+        (following links, as the scan did): a file replaced after indexing, say by a symlink to
+        somewhere outside the indexed set, is not served until an index run has looked at it.
+        """
         record = self.index.item(item_id)
-        if record is None or not os.path.isfile(record.path):
+        if record is None:
+            return None
+        try:
+            st = os.stat(record.path)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (record.size,
+                                                                            record.mtime_ns):
             return None
         return record
 

@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 
 from ..errors import MediaDecodeError
-from ..index.search import MAX_QUERY_CHARS
+from ..index.language import LANGUAGE_PATTERN
+from ..index.search import MAX_QUERY_CHARS, QUERY_PATTERN
+from ..index.store import MAX_ITEM_ID
 from .resources import Resources
 from .schemas import ErrorReply, HealthReply, SearchReply
 
-__all__ = ["MAX_K", "router"]
+__all__ = ["MAX_K", "PATTERN_HINTS", "router"]
 
 MAX_K = 100
-_ERRORS = {400: {"model": ErrorReply}, 401: {"model": ErrorReply}, 404: {"model": ErrorReply},
-           422: {"model": ErrorReply}}
+#: What a parameter refused by its `pattern` must look like, in words (for the 422 body).
+PATTERN_HINTS = {
+    "q": "the query needs a visible character and no control characters (tab and line breaks "
+         "excepted)",
+    "lang": "lang must be a language code such as 'en', 'de' or 'zh-Hant'",
+}
 
-router = APIRouter(prefix="/api", responses=_ERRORS)
+
+def _errors(*codes: int) -> dict:
+    return {code: {"model": ErrorReply} for code in codes}
+
+
+# Every status an /api route can answer is declared (clients and schema fuzzers rely on it):
+# 413/414 come from the size limits in `app`, 422 from validation, 500 from a broken index.
+router = APIRouter(prefix="/api", responses=_errors(413, 414, 422, 500))
+_FILE_TYPES = {t: {} for t in ("image/*", "video/*", "application/octet-stream")}
+_MEDIA_RESPONSES = {
+    200: {"description": "The indexed file.", "content": _FILE_TYPES},
+    206: {"description": "The requested byte range (HTTP Range).", "content": _FILE_TYPES},
+    416: {"description": "Range not satisfiable."},
+    **_errors(401, 404),
+}
+_THUMB_RESPONSES = {200: {"description": "JPEG thumbnail.", "content": {"image/jpeg": {}}},
+                    **_errors(401, 404)}
+_ITEM_ID = Path(ge=0, le=MAX_ITEM_ID, description="Item id from a search result.")
 
 
 def resources(request: Request) -> Resources:
@@ -34,6 +58,15 @@ def require_key(request: Request, x_api_key: str | None = Header(None),
         raise HTTPException(status_code=401, detail="missing or wrong API key (X-API-Key)")
 
 
+def media_type_of(record) -> str:
+    """Content type of an indexed file: its guessed type when that agrees with the indexed kind
+    (image/video), else application/octet-stream (never text/plain, Starlette's fallback)."""
+    guessed = mimetypes.guess_type(record.path)[0]
+    if guessed and guessed.startswith(record.media_type + "/"):
+        return guessed
+    return "application/octet-stream"
+
+
 @router.get("/health", response_model=HealthReply)
 def health(res: Resources = Depends(resources)) -> dict:
     """Liveness plus what is indexed."""
@@ -42,14 +75,17 @@ def health(res: Resources = Depends(resources)) -> dict:
                                                       "schema_version")}}
 
 
-@router.get("/search", response_model=SearchReply, dependencies=[Depends(require_key)])
+@router.get("/search", response_model=SearchReply, dependencies=[Depends(require_key)],
+            responses=_errors(400, 401))
 def search(
-    q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="Query, any "
-                   "language."),
+    q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, pattern=QUERY_PATTERN,
+                   description="Query, any language: at least one visible character, no "
+                   "control characters but tab and line breaks."),
     k: int = Query(10, ge=1, le=MAX_K, description="Number of results."),
     type: Literal["image", "video"] | None = Query(None, description="Media type filter."),
     exact: bool = Query(False, description="Exact scoring of every item (slower)."),
-    lang: str | None = Query(None, min_length=2, max_length=35, description="Query language "
+    lang: str | None = Query(None, min_length=2, max_length=35, pattern=LANGUAGE_PATTERN,
+                             description="Query language "
                              "code (en, de, zh-Hant, ...): English goes through the English "
                              "branch, others through the multilingual one. Default: detected; "
                              "only a confident English detection counts as English."),
@@ -70,16 +106,16 @@ def _record_or_404(res: Resources, item_id: int):
 
 
 @router.get("/media/{item_id}", dependencies=[Depends(require_key)],
-            response_class=FileResponse)
-def media(item_id: int, res: Resources = Depends(resources)) -> FileResponse:
+            response_class=FileResponse, responses=_MEDIA_RESPONSES)
+def media(item_id: int = _ITEM_ID, res: Resources = Depends(resources)) -> FileResponse:
     """Stream an indexed file (only ids from the index; HTTP Range supported)."""
     record = _record_or_404(res, item_id)
-    return FileResponse(record.path)
+    return FileResponse(record.path, media_type=media_type_of(record))
 
 
 @router.get("/thumb/{item_id}", dependencies=[Depends(require_key)],
-            response_class=FileResponse)
-def thumb(item_id: int, res: Resources = Depends(resources)) -> FileResponse:
+            response_class=FileResponse, responses=_THUMB_RESPONSES)
+def thumb(item_id: int = _ITEM_ID, res: Resources = Depends(resources)) -> FileResponse:
     """JPEG thumbnail of an indexed item (cached)."""
     record = _record_or_404(res, item_id)
     try:
