@@ -210,6 +210,7 @@ def build_index(
                 list(todo), embedder.encode_frames, num_frames=embedder.num_frames,
                 strategy=embedder.frame_sampling, batch_size=batch_size, num_workers=num_workers,
                 image_size=embedder.image_size,
+                preprocess=getattr(embedder, "pixel_preprocessor", None),
             )
             for batch in batches:
                 _commit_batch(store, embedder, batch, todo, report)

@@ -193,6 +193,11 @@ class ModelEmbedder:
     def preprocess(self, images):
         return self.model.vision.preprocess(images)
 
+    @property
+    def pixel_preprocessor(self):
+        """The vision encoder's picklable transform (`ClipPreprocess`), run by decode workers."""
+        return self.model.vision.preprocessor
+
     def encode_frames(self, pixel_values):
         return self.model.encode_frames(pixel_values)  # (n, Dv), no grad
 
