@@ -77,6 +77,10 @@ def _open_clip_folder(tmp_path_factory, kind: str):
                               "context_length": 16}}
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg,
                                                               "preprocess_cfg": {}}))
+    # open_clip's local-dir layout: the HF tokenizer's files sit in the folder itself
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(str(backbone)).save_pretrained(folder)
     torch.manual_seed(0)
     model = open_clip.create_model(f"local-dir:{folder}")
     from safetensors.torch import save_model
@@ -92,8 +96,11 @@ def tiny_open_clip(request, tmp_path_factory):
 
 
 def _images(n: int):
+    """Sizes whose centre-crop margin is even: torchvision rounds an odd margin's offset up,
+    transformers (whose convention `ClipPreprocess` follows) down, a one-pixel shift."""
     rng = np.random.default_rng(0)
-    return [Image.fromarray(rng.integers(0, 256, (40 + 3 * i, 36, 3), dtype=np.uint8))
+    sizes = [(72, 64), (36, 36), (64, 72)]
+    return [Image.fromarray(rng.integers(0, 256, (*sizes[i % 3], 3), dtype=np.uint8))
             for i in range(n)]
 
 

@@ -30,6 +30,13 @@ from mumur.encoders.base import (
     read_json_file,
     resolve_file,
 )
+from mumur.encoders.siglip import (
+    SIGLIP_MODEL_TYPES,
+    SiglipTextEncoder,
+    SiglipVisionEncoder,
+    load_siglip_text,
+    load_siglip_vision,
+)
 from mumur.encoders.text import (
     ClipTextEncoder,
     HFTextEncoder,
@@ -51,13 +58,6 @@ from mumur.encoders.vision import (
     build_vit_small_scratch,
     load_clip_vision,
     load_open_clip_vision,
-)
-from mumur.encoders.siglip import (
-    SIGLIP_MODEL_TYPES,
-    SiglipTextEncoder,
-    SiglipVisionEncoder,
-    load_siglip_text,
-    load_siglip_vision,
 )
 from mumur.errors import EncoderLoadError
 from mumur.registry import ENCODERS, register_encoder

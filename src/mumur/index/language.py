@@ -89,7 +89,7 @@ def _get_identifier(languages: tuple[str, ...] = DETECTION_LANGUAGES):
         return _identifiers[languages]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_detection_languages(family: str) -> tuple[str, ...]:
     """The languages py3langid tells apart that `family`'s code table covers (NLLB: 107)."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
