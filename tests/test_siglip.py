@@ -18,10 +18,10 @@ from mumur.errors import EncoderLoadError
 torch.set_num_threads(1)
 
 SENTENCES = [
-    "a photo of a cat",
-    "a red circle moves left on the beach",
-    "un cercle rouge se déplace vers la gauche",
-    "ein blauer Stern dreht sich im Schnee",
+    "two dogs play in the snow",
+    "une voiture rouge la nuit",
+    "ein Kind läuft am Strand",
+    "un gato duerme en el sofá",
     " ".join(["word"] * 90),  # longer than 64 tokens: truncated
 ]
 TOWER = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
