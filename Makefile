@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEMO_OUT ?= out/demo
 
-.PHONY: install install-test demo test
+.PHONY: install install-test demo test test-openclip
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,3 +31,15 @@ demo: install
 test: install-test
 	$(VENV)/bin/lint-imports --no-logo
 	$(VENV)/bin/python -m pytest
+
+# open_clip's model factory imports torchvision, and no torchvision imports beside torch 2.13.0
+# (the main install). The open_clip backbone tests (NLLB-CLIP, XLM-R CLIP: `-m openclip`) run in a
+# second environment with a matching pair that lies on this kind of machine's disk (x86_64:
+# torch 2.14.1 + torchvision 0.29.1, a CUDA build of about 5.5 GB; the CPU runs it).
+OC_VENV ?= .venv-openclip
+test-openclip:
+	test -x $(OC_VENV)/bin/python || python3 -m venv $(OC_VENV)
+	$(OC_VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(OC_VENV)/bin/pip install -q -e ".[test]"
+	$(OC_VENV)/bin/pip install -q --no-deps open_clip_torch
+	$(OC_VENV)/bin/python -m pytest -m openclip tests/test_open_clip_backbones.py

@@ -133,7 +133,8 @@ def extract_frame_features(paths: Sequence, encode_frames: EncodeFn, num_frames:
                            on_error: str = "collect", prefetch_factor: int = 2,
                            decode_options: dict | None = None,
                            mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
-                           progress: bool = False) -> Iterator[FeatureBatch]:
+                           progress: bool = False,
+                           preprocess: ClipPreprocess | None = None) -> Iterator[FeatureBatch]:
     """Decode, preprocess and encode media files in batches, skipping files that fail.
 
     Decoding and CLIP preprocessing run in `num_workers` DataLoader worker processes, overlapped
@@ -159,6 +160,8 @@ def extract_frame_features(paths: Sequence, encode_frames: EncodeFn, num_frames:
         mean: normalisation mean of the encoder (CLIP's by default).
         std: normalisation std of the encoder (CLIP's by default).
         progress: show a tqdm bar over files.
+        preprocess: the encoder's own transform (e.g. SigLIP's squash resize); when given it
+            replaces `image_size`, `mean` and `std`.
 
     Returns:
         Iterator of `FeatureBatch`, in input order; a batch whose files all failed has B = 0
@@ -166,8 +169,8 @@ def extract_frame_features(paths: Sequence, encode_frames: EncodeFn, num_frames:
     """
     if on_error not in ("collect", "raise"):
         raise ValueError(f"on_error must be 'collect' or 'raise', got {on_error!r}")
-    dataset = _FrameDataset(paths, num_frames, strategy, ClipPreprocess(image_size, mean, std),
-                            seed, decode_options or {})
+    preprocess = preprocess or ClipPreprocess(image_size, mean, std)
+    dataset = _FrameDataset(paths, num_frames, strategy, preprocess, seed, decode_options or {})
     if len(dataset) == 0:
         return
     workers = _default_workers() if num_workers is None else int(num_workers)

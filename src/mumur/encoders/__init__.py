@@ -11,7 +11,9 @@ Resolution of ``load_encoder(name_or_path, modality)``:
    ``mumur_encoder.json`` written by ``Encoder.save`` names the loader; else
    ``open_clip_config.json`` means open_clip, and ``config.json`` ``model_type`` decides:
    ``clip`` -> the CLIP tower of ``modality``, ``clip_vision_model`` / ``clip_text_model`` -> that
-   tower, ``M-CLIP`` -> M-CLIP, any other -> ``AutoModel`` + pooling (+ projection) for text.
+   tower, ``siglip`` / ``siglip2`` (and their ``*_vision_model`` / ``*_text_model``) -> the SigLIP
+   tower (``encoders/siglip.py``: SigLIP, multilingual SigLIP, SigLIP 2), ``M-CLIP`` -> M-CLIP,
+   any other -> ``AutoModel`` + pooling (+ projection) for text.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ from mumur.encoders.base import (
     Encoder,
     read_json_file,
     resolve_file,
+)
+from mumur.encoders.siglip import (
+    SIGLIP_MODEL_TYPES,
+    SiglipTextEncoder,
+    SiglipVisionEncoder,
+    load_siglip_text,
+    load_siglip_vision,
 )
 from mumur.encoders.text import (
     ClipTextEncoder,
@@ -65,6 +74,8 @@ __all__ = [
     "MClipTextEncoder",
     "OpenClipTextEncoder",
     "OpenClipVisionEncoder",
+    "SiglipTextEncoder",
+    "SiglipVisionEncoder",
     "TextEncoder",
     "Usem3TextEncoder",
     "VisionEncoder",
@@ -77,7 +88,7 @@ __all__ = [
 MODALITIES = ("vision", "text", "audio")
 #: Checkpoints shipped inside the package: name -> folder under ``mumur/pretrained/``.
 PACKAGED_CHECKPOINTS = {"world-clip": "world-clip", "world-m-clip": "world-m-clip"}
-_CLIP_TYPES = ("clip", "clip_vision_model", "clip_text_model", "M-CLIP")
+_CLIP_TYPES = ("clip", "clip_vision_model", "clip_text_model", "M-CLIP", *SIGLIP_MODEL_TYPES)
 
 
 def _require(name: str, modality: str, allowed: tuple[str, ...]) -> None:
@@ -165,6 +176,12 @@ def _clip(name: str, modality: str, source: str | None = None) -> Encoder:
     return loader(name, source=source)
 
 
+def _siglip(name: str, modality: str, source: str | None = None) -> Encoder:
+    _require(name, modality, ("vision", "text"))
+    loader = load_siglip_vision if modality == "vision" else load_siglip_text
+    return loader(name, source=source)
+
+
 _HF_TEXT_OPTIONS = ("pooling", "projection_dim", "max_length")
 
 
@@ -192,6 +209,8 @@ def _from_saved(name_or_path: str, modality: str, saved: dict, **kw: Any) -> Enc
     loaders = {
         "clip-vision": ("vision", lambda: load_clip_vision(name_or_path, source)),
         "clip-text": ("text", lambda: load_clip_text(name_or_path, source)),
+        "siglip-vision": ("vision", lambda: load_siglip_vision(name_or_path, source)),
+        "siglip-text": ("text", lambda: load_siglip_text(name_or_path, source)),
         "hf-text": ("text", lambda: load_hf_text(name_or_path, **kw)),
         "m-clip": ("text", lambda: load_mclip(name_or_path, source)),
         "audio-vit": ("audio", lambda: load_audio_encoder(name_or_path)),
@@ -246,6 +265,8 @@ def _from_folder_or_hub(
     if model_type == "clip_text_model":
         _require(name_or_path, modality, ("text",))
         return load_clip_text(name_or_path)
+    if model_type in SIGLIP_MODEL_TYPES:
+        return _siglip(name_or_path, modality, source)
     if model_type == "M-CLIP":
         _require(name_or_path, modality, ("text",))
         return load_mclip(name_or_path)
@@ -253,7 +274,8 @@ def _from_folder_or_hub(
         return load_hf_text(name_or_path, **kw)
     raise EncoderLoadError(
         f"cannot load encoder {name_or_path!r} for modality {modality!r}: model_type "
-        f"{model_type!r} is not a CLIP checkpoint (vision needs clip / clip_vision_model)"
+        f"{model_type!r} is not a CLIP checkpoint (vision needs clip / clip_vision_model / "
+        "siglip / siglip2)"
     )
 
 

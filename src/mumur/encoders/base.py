@@ -373,5 +373,11 @@ class OpenClipTower:
         self._model_name = model_name
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write an open_clip ``local-dir`` folder plus ``mumur_encoder.json``."""
-        return save_open_clip(self._open_clip, self.model, self._model_name, path, self.source)
+        """Write an open_clip ``local-dir`` folder plus ``mumur_encoder.json``; a text tower with
+        a transformers tokenizer (NLLB-CLIP, XLM-R CLIP) also writes its files there, where
+        open_clip's ``local-dir`` loading looks for them."""
+        folder = save_open_clip(self._open_clip, self.model, self._model_name, path, self.source)
+        tokenizer = getattr(self, "tokenizer", None)
+        if callable(getattr(tokenizer, "save_pretrained", None)):
+            tokenizer.save_pretrained(str(folder))
+        return folder

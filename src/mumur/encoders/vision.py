@@ -46,6 +46,10 @@ class VisionEncoder(Encoder):
     """
 
     modality = "vision"
+    #: How an image becomes ``S x S`` (``mumur.media.transforms.RESIZE_MODES``): CLIP crops,
+    #: SigLIP squashes.
+    resize = "crop"
+    resample = "bicubic"
 
     def __init__(
         self,
@@ -62,8 +66,16 @@ class VisionEncoder(Encoder):
         self.image_std = tuple(float(s) for s in std)
         self._preprocessor = None
 
+    @property
+    def preprocessor(self) -> ClipPreprocess:
+        """The picklable transform behind ``preprocess`` (decode workers run it)."""
+        if self._preprocessor is None:
+            self._preprocessor = ClipPreprocess(self.image_size, self.image_mean, self.image_std,
+                                                resize=self.resize, resample=self.resample)
+        return self._preprocessor
+
     def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
-        """Resize (shorter side, bicubic), centre-crop and normalise PIL images.
+        """Resize (bicubic; ``resize`` says crop or squash) and normalise PIL images.
 
         Args:
             images: list of PIL images (any mode; converted to RGB by the transform).
@@ -71,9 +83,7 @@ class VisionEncoder(Encoder):
         Returns:
             ``torch.FloatTensor (n, 3, S, S)`` on the CPU.
         """
-        if self._preprocessor is None:
-            self._preprocessor = ClipPreprocess(self.image_size, self.image_mean, self.image_std)
-        return self._preprocessor(list(images))
+        return self.preprocessor(list(images))
 
     def _inputs(self, batch: Any) -> torch.Tensor:
         pixel_values = batch if isinstance(batch, torch.Tensor) else self.preprocess(batch)

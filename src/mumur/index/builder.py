@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
 from .embedder import Embedder, load_embedder
 from .lock import writer_lock
 from .scan import MediaFile, SkippedFile, display_path, fingerprint, scan_media
@@ -62,6 +61,7 @@ class IndexReport:
         skipped: files left out, with reasons.
         seconds: wall time.
         total: items in the index after the run.
+        note: how the model was chosen when none was given for a new index, else None.
     """
 
     indexed: list[str] = field(default_factory=list)
@@ -71,6 +71,7 @@ class IndexReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
     total: int = 0
+    note: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -82,6 +83,7 @@ class IndexReport:
             "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in self.skipped],
             "total": self.total,
             "seconds": round(self.seconds, 3),
+            **({"note": self.note} if self.note else {}),
         }
 
     def summary(self, max_skipped: int = 20) -> str:
@@ -89,7 +91,7 @@ class IndexReport:
         head = (f"indexed {len(self.indexed)} new, re-embedded {len(self.updated)} modified, "
                 f"{self.unchanged} unchanged, removed {len(self.removed)}, skipped "
                 f"{len(self.skipped)}; {self.total} items in the index ({self.seconds:.1f} s)")
-        lines = [head]
+        lines = [self.note, head] if self.note else [head]
         for s in self.skipped[:max_skipped]:
             lines.append(f"  skipped {display_path(s.path)}: {s.reason}")
         if len(self.skipped) > max_skipped:
@@ -173,7 +175,10 @@ def build_index(
     Args:
         paths: files and/or folders (scanned recursively).
         index_dir: index folder (created when missing).
-        model: trained mumur model folder or CLIP checkpoint; default: the index's recorded model.
+        model: trained mumur model folder or CLIP / SigLIP / open_clip checkpoint; default: the
+            index's recorded model, and for a new index the catalogue's default
+            (`catalogue.default_index_model`: a multilingual model with hub access, the shipped
+            world stack offline; `IndexReport.note` says which and why).
         embedder: an already-built `Embedder` (overrides `model`; used by tests and the server).
         text_model: paired text encoder for a CLIP checkpoint (see `load_embedder`).
         batch_size: items per embedding batch and per committed transaction.
@@ -188,7 +193,6 @@ def build_index(
 
     Raises:
         IndexMismatchError: `model` differs from the model the index was built with.
-        ConfigError: no model given for a new index.
         IndexLockedError: another run is writing this index and `wait` is False.
     """
     start = time.perf_counter()
@@ -204,18 +208,24 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
     from ..data.features import extract_frame_features
 
     store = IndexStore(index_dir, create=True)
+    note = None
     try:
         if embedder is None:
             meta = store.meta()
             source = model or meta.get("model_source")
-            if source is None:
-                raise ConfigError(f"{index_dir} is a new index: pass --model NAME_OR_PATH")
-            text_model = text_model or meta.get("text_source") or None
+            if source is None:  # a new index: the catalogue's default (hub) or the world stack
+                from .catalogue import default_index_model
+
+                chosen, note = default_index_model()
+                source, text_model = chosen.model, text_model or chosen.text_model
+            if model is None:  # the recorded pair; a given --model never inherits it
+                text_model = text_model or meta.get("text_source") or None
             embedder = load_embedder(source, text_model=text_model,
                                      num_frames=int(meta.get("num_frames", 12)))
         store.bind_model(embedder, dtype="float16" if fp16 else "float32")
         plan = plan_changes(store, [os.fspath(p) for p in paths])
-        report = IndexReport(unchanged=plan.unchanged, skipped=list(plan.skipped))
+        report = IndexReport(unchanged=plan.unchanged, skipped=list(plan.skipped),
+                             note=note)
         store.remove_paths(plan.remove)
         report.removed = plan.remove
         store.touch_items(plan.touch)
@@ -227,6 +237,7 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
                 list(todo), embedder.encode_frames, num_frames=embedder.num_frames,
                 strategy=embedder.frame_sampling, batch_size=batch_size, num_workers=num_workers,
                 image_size=embedder.image_size,
+                preprocess=getattr(embedder, "pixel_preprocessor", None),
             )
             for batch in batches:
                 _commit_batch(store, embedder, batch, todo, report)

@@ -78,8 +78,10 @@ class Embedder(Protocol):
     def frame_states(self, features: np.ndarray, mask: np.ndarray) -> FrameStates:
         """(B, T, Dv) features and (B, T) mask -> `FrameStates` laid out as `layout`."""
 
-    def encode_queries(self, texts: list[str], branch: str) -> np.ndarray:
-        """Texts -> (N, d) float32, L2-normalised, through `branch` (one of `layout.branches`)."""
+    def encode_queries(self, texts: list[str], branch: str,
+                       language_code: str | None = None) -> np.ndarray:
+        """Texts -> (N, d) float32, L2-normalised, through `branch` (one of `layout.branches`);
+        `language_code` is the texts' code for a text encoder that needs one (NLLB-CLIP)."""
 
     def score(self, queries: np.ndarray, state: np.ndarray, mask: np.ndarray,
               branch: str) -> tuple[np.ndarray, np.ndarray]:
@@ -193,6 +195,11 @@ class ModelEmbedder:
     def preprocess(self, images):
         return self.model.vision.preprocess(images)
 
+    @property
+    def pixel_preprocessor(self):
+        """The vision encoder's picklable transform (`ClipPreprocess`), run by decode workers."""
+        return self.model.vision.preprocessor
+
     def encode_frames(self, pixel_values):
         return self.model.encode_frames(pixel_values)  # (n, Dv), no grad
 
@@ -221,9 +228,15 @@ class ModelEmbedder:
             vectors = gather(pooled, layout.pooled)  # (B, P)
         return FrameStates(vectors, packed)
 
-    def encode_queries(self, texts: list[str], branch: str) -> np.ndarray:
+    def code_families(self) -> dict[str, str | None]:
+        """Per served branch, the language-code family its text encoder needs ("nllb") or None."""
+        return {b: self.model.language_code_family(b) for b in self.layout.branches}
+
+    def encode_queries(self, texts: list[str], branch: str,
+                       language_code: str | None = None) -> np.ndarray:
         self.layout.state_columns(branch)  # ValueError for a branch the index does not serve
-        q = self.model.encode_text(list(texts), branch=branch)  # (N, d), no grad
+        q = self.model.encode_text(list(texts), branch=branch,
+                                   language_code=language_code)  # (N, d), no grad
         return _check_2d("queries", q.float().numpy(), self.dim)
 
     def score(self, queries, state, mask, branch):

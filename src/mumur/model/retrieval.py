@@ -101,21 +101,34 @@ class RetrievalModel(nn.Module):
         return self.vision
 
     # -- inference -------------------------------------------------------------------------------
-    def _text_features(self, texts: Sequence[str], branch: str) -> torch.Tensor:
-        return self._text_encoder(branch)(list(texts)).to(self.device)  # (N, Dt)
+    def _text_features(self, texts: Sequence[str], branch: str,
+                       language_code: str | None = None) -> torch.Tensor:
+        encoder = self._text_encoder(branch)
+        if language_code is None or getattr(encoder, "code_family", None) is None:
+            return encoder(list(texts)).to(self.device)  # (N, Dt)
+        with encoder.language(language_code):
+            return encoder(list(texts)).to(self.device)  # (N, Dt)
+
+    def language_code_family(self, branch: str) -> str | None:
+        """The code family the branch's text encoder needs per query ("nllb"), or None."""
+        return getattr(self._text_encoder(branch), "code_family", None)
 
     @torch.no_grad()
-    def encode_text(self, texts: Sequence[str], branch: str = "en") -> torch.Tensor:
+    def encode_text(self, texts: Sequence[str], branch: str = "en",
+                    language_code: str | None = None) -> torch.Tensor:
         """Embed queries with the branch's text encoder and projection.
 
         Args:
             texts: N strings.
             branch: "en" (R_E) or "ml" (R_M).
+            language_code: the texts' code in the encoder's `code_family` (NLLB-CLIP:
+                FLORES-200, e.g. "deu_Latn"); ignored by encoders without one.
 
         Returns:
             (N, d) L2-normalised.
         """
-        return self.head.text_embed(self._text_features(texts, branch), branch)
+        features = self._text_features(texts, branch, language_code)
+        return self.head.text_embed(features, branch)
 
     @torch.no_grad()
     def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,9 @@ weights), the tokenizer loader and token pooling."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ __all__ = [
 ]
 
 POOLINGS = ("mean", "cls", "eos")
+# One lock for every encoder's tokenizer language: setting it and tokenising are one step.
+_LANGUAGE_LOCK = threading.RLock()
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
@@ -99,6 +103,11 @@ class TextEncoder(Encoder):
     """
 
     modality = "text"
+    #: Language-code family the tokenizer needs with each text (``"nllb"``: FLORES-200 codes such
+    #: as ``deu_Latn``, as NLLB-CLIP); None for encoders that take text in any language as is.
+    code_family: str | None = None
+    #: The code used when none is given (``eng_Latn`` for NLLB).
+    default_language_code: str | None = None
 
     def __init__(
         self, source: str, dim: int, tokenizer: Any, max_length: int | None, trainable=True
@@ -129,6 +138,43 @@ class TextEncoder(Encoder):
             return_tensors="pt",
         )
         return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _set_language_code(self, code: str) -> None:
+        """Make the tokenizer prefix ``code`` (encoders with a ``code_family`` implement it)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def language(self, code: str | None) -> Iterator[None]:
+        """Tokenise as language ``code`` inside the block (thread-safe; restored on exit).
+
+        Args:
+            code: a code of ``code_family`` (e.g. ``deu_Latn``); None, or an encoder without a
+                ``code_family``, leaves tokenisation unchanged.
+        """
+        if code is None or self.code_family is None:
+            yield
+            return
+        with _LANGUAGE_LOCK:
+            self._set_language_code(code)
+            try:
+                yield
+            finally:
+                self._set_language_code(self.default_language_code)
+
+    @torch.no_grad()
+    def encode(self, batch: Any, language_code: str | None = None) -> torch.Tensor:
+        """``Encoder.encode``, with the texts' language code for encoders that need one.
+
+        Args:
+            batch: list of strings.
+            language_code: a code of ``code_family`` for every text of the batch, or None
+                (``default_language_code``); ignored by encoders without a ``code_family``.
+
+        Returns:
+            ``(n, dim)`` L2-normalised.
+        """
+        with self.language(language_code):
+            return super().encode(batch)
 
     def _save_tokenizer(self, folder: Path) -> None:
         self.tokenizer.save_pretrained(folder)

@@ -28,11 +28,27 @@ __all__ = [
     "ClipTextEncoder",
     "OpenClipTextEncoder",
     "build_clip_tokenizer",
+    "language_code_family",
     "load_clip_text",
     "load_open_clip_text",
 ]
 
 CLIP_CONTEXT_LENGTH = 77
+# Tokenizer class-name prefix -> (code family, default code) for text towers whose tokenizer
+# prefixes a source-language token (NLLB-CLIP's NLLB-200 tokenizer).
+_LANGUAGE_TOKENIZERS = {"Nllb": ("nllb", "eng_Latn")}
+
+
+def language_code_family(hf_tokenizer: Any) -> tuple[str | None, str | None]:
+    """``(code family, default code)`` of a transformers tokenizer that takes a source language
+    (``set_src_lang_special_tokens``), else ``(None, None)``."""
+    if not callable(getattr(hf_tokenizer, "set_src_lang_special_tokens", None)):
+        return None, None
+    name = type(hf_tokenizer).__name__
+    for prefix, (family, default) in _LANGUAGE_TOKENIZERS.items():
+        if name.startswith(prefix):
+            return family, getattr(hf_tokenizer, "src_lang", None) or default
+    return None, None
 
 
 class ClipTextEncoder(TextEncoder):
@@ -87,6 +103,11 @@ def load_clip_text(name_or_path: str, source: str | None = None) -> ClipTextEnco
 class OpenClipTextEncoder(OpenClipTower, TextEncoder):
     """open_clip text tower: ``forward`` is ``model.encode_text(tokenizer(texts))``.
 
+    A tower whose tokenizer prefixes the source language (NLLB-CLIP: ``nllb-clip-base``,
+    ``nllb-clip-large``, ``*-siglip``) has ``code_family`` ``"nllb"``: ``encode(texts,
+    language_code="deu_Latn")`` tokenises as open_clip's ``tokenizer.set_language("deu_Latn")``
+    means (English, ``eng_Latn``, when no code is given).
+
     Args:
         open_clip: the imported module.
         model: the open_clip CLIP model.
@@ -105,6 +126,18 @@ class OpenClipTextEncoder(OpenClipTower, TextEncoder):
         )
         super().__init__(source, dim, tokenizer, getattr(tokenizer, "context_length", None))
         self._keep_open_clip(open_clip, model, model_name)
+        family, default = language_code_family(getattr(tokenizer, "tokenizer", None))
+        self.code_family, self.default_language_code = family, default
+
+    def _set_language_code(self, code: str) -> None:
+        hf = self.tokenizer.tokenizer
+        if hf.convert_tokens_to_ids(code) in (None, hf.unk_token_id):
+            raise EncoderLoadError(f"encoder {self.source!r}: its tokenizer has no language code "
+                                   f"{code!r} ({self.code_family} codes, e.g. deu_Latn)")
+        # Not open_clip's `set_language` (`set_src_lang_special_tokens`): with transformers 5 the
+        # next tokenizer call resets the prefix to `src_lang`, silently dropping the code. The
+        # `src_lang` setter keeps it.
+        hf.src_lang = code
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """Args: texts, list of n strings. Returns: ``(n, dim)`` un-normalised embeddings."""
