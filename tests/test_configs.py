@@ -149,7 +149,7 @@ def test_known_answer_world_recipe_and_ablation_variants():
         "name": "mumur-dcm",
         "encoders": {"vision": "world-clip", "text_en": "world-clip", "text_ml": "world-m-clip"},
         "overrides": {"num_frames": 12, "embed_dim": 192, "frame_sampling": "uniform",
-                      "num_heads": 1, "dropout": 0.1, "logit_scale_init": 2.995732273553991}}
+                      "num_heads": 1, "dropout": 0.4, "logit_scale_init": 2.995732273553991}}
     assert cfg["train"]["freeze_vision"] is True and cfg["train"]["cache_dir"] == "/CACHE"
     variants = load_study("ablation").variants
     mean_p = recipe_config(recipe.patch(variants["meanP"]["patch"]), "/CORPUS")["model"]

@@ -330,7 +330,8 @@ Symmetric InfoNCE with a learnable temperature (init 0.07, logit scale clipped a
   --export src/mumur/pretrained/world-clip` (resumes after a kill; world and frame cache under
   `runs/world-clip/cache`).
 - Steps: {steps}; training wall time {seconds if seconds is None else round(seconds / 60, 1)} min
-  on a shared 2-core CPU (`benchmarks/pretrain_step.py` gives the step rate); exported checkpoint:
+  on one core of a shared 2-core CPU (`benchmarks/pretrain_step.py` gives the step rate);
+  exported checkpoint:
   `{summary.get("exported_from")}` of the run (best validation R@1 at step
   {summary.get("best_step")}).
 
@@ -356,9 +357,13 @@ Accuracy in %, geometry as R^2 of a ridge regression. Figures: `docs/results/wor
   {floor["shape"]} %, chance 20 %) and grid column / row {probe["column"]} / {probe["row"]} %
   (random init {floor["column"]} / {floor["row"]} %): after {steps} steps shape and position are
   barely linearly readable, so zero-shot retrieval rests on place, colour and size, and motion
-  heads on top get little position signal per frame (the auxiliary geometry head did not fix
-  this in so few steps). A longer run (training loss and validation R@5 were still improving)
-  is the first thing to try.
+  heads on top get little position signal per frame. The auxiliary geometry loss stayed nearly
+  flat: its targets are right (a pixel-difference centroid correlates 0.86 / 0.88 with the x / y
+  targets on the evaluation world), but its slot order (scene order) is not visible in a frame
+  of several objects, so the regression is ill-posed there. An 800-step run of the same model at
+  patch 8 reached shape 25 % and x R^2 below 0 too, so length alone does not fix it: the next
+  things to change are the objective (geometry slots ordered by position, hard negatives that
+  differ only in shape or position) and the input resolution.
 - Test captions name motion ("moves left"), which one frame cannot show: zero-shot retrieval of
   the mean frame feature can only use place, shape, colour and size; the motion heads trained on
   top must read motion from the sequence of frame features.
