@@ -55,7 +55,7 @@ def ablation_command(
     workers: int = typer.Option(2),
 ) -> None:
     """Ablation on the world stack: meanP vs DCM vs DCM + temporal order, shared branches,
-    English-only vs translate-train, frozen vs fine-tuned text, frame sampling, zero-shot; each
+    English-only vs translate-train, frame sampling, zero-shot; each
     over several seeds with intervals. Writes a markdown report and JSON."""
     from ..recipes.ablation import run_ablation
 

@@ -1,6 +1,6 @@
 """`mumur ablation`: the offline ablation study: every variant of `configs/studies/ablation.json`
 (meanP vs DCM vs DCM + frame positions vs DCM + temporal transformer, shared vs separate branches,
-English-only vs translate-train, frozen vs fine-tuned text towers, uniform vs random frame
+English-only vs translate-train, uniform vs random frame
 sampling, world-CLIP zero-shot) trained for each seed on cached world-CLIP features and scored on
 the independent test worlds; writes a markdown report (default `docs/results/ablation.md`) and the
 JSON behind it. `recipes/study.py` is the engine; selection uses the train world's val split,
