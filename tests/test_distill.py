@@ -361,3 +361,20 @@ def test_shipped_world_m_clip_loads_by_name_and_matches_translations():
         other = [caption_templates(s, lang)[1] for s in scenes]
         sim = encoder.encode(other) @ encoder.encode(english).T  # (4, 4)
         assert torch.equal(sim.argmax(dim=1), torch.arange(4)), (lang, sim)
+
+
+def test_cached_world_of_other_languages_is_rendered_again(tmp_path):
+    # A pretraining world of the same seed is English-only; the evaluation world needs every
+    # language, so a cached English-only manifest must not be reused silently.
+    from mumur.data.synthetic import generate
+    from mumur.train.distill.data import world_manifest
+    from mumur.train.distill.recipe import WorldSpec
+
+    spec = WorldSpec(seed=5, videos=4, images=2, test_fraction=1.0, split="test")
+    generate(tmp_path / "world-5", spec.synth_config(["en"]), workers=1, progress=False)
+    manifest, folder = world_manifest(spec, ["en", "de"], tmp_path, media=True, progress=False)
+    assert folder == tmp_path / "world-5"
+    assert manifest["languages"] == ["en", "de"]
+    assert json.loads((folder / "manifest.json").read_text())["languages"] == ["en", "de"]
+    again, _ = world_manifest(spec, ["en", "de"], tmp_path, media=True, progress=False)
+    assert again == manifest

@@ -50,7 +50,10 @@ def world_manifest(spec: WorldSpec, languages: Sequence[str], cache_dir: Path | 
     else:
         return build_manifest(cfg), None
     manifest_path = folder / MANIFEST_NAME
-    if spec.root is None and not manifest_path.exists():
+    if spec.root is None and (not manifest_path.exists() or json.loads(
+            manifest_path.read_text(encoding="utf-8")) != build_manifest(cfg)):
+        # absent, or a cached world of other settings (e.g. an English-only pretraining world
+        # of the same seed): render this one (generation is deterministic)
         generate(folder, cfg, workers=None, progress=progress)
     if not manifest_path.exists():
         raise ConfigError(f"world.root: {folder} holds no {MANIFEST_NAME}")
