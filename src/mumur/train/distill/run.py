@@ -77,6 +77,11 @@ def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
         return {"val_bitext_R1": float(np.mean([scores[lang]["R1"] for lang in scores
                                                 if lang != "en"]))}
 
+    setup_seconds = time.perf_counter() - started
+    previous_results = out_dir / "results.json"
+    if resume and previous_results.exists():  # a resumed run keeps its first setup time
+        setup_seconds = json.loads(previous_results.read_text(encoding="utf-8")).get(
+            "setup_seconds", setup_seconds)
     trainer = Trainer(DistillModule(student), train_data, recipe.train, out_dir,
                       evaluate_fn=evaluate_fn, val_data=val_data)
     result = trainer.fit(resume=resume)
@@ -85,7 +90,7 @@ def distill(recipe: DistillRecipe, out_dir: str | Path, resume: bool = False,
                "init_from": recipe.student.init_from, "command": command,
                "train_seconds": round(result.seconds, 2), "steps": result.steps,
                "best_step": result.best_step, "best_val_loss": result.best_value,
-               "setup_seconds": round(time.perf_counter() - started - result.seconds, 2),
+               "setup_seconds": round(setup_seconds, 2),
                "data": data_info, "student_folder": str(result.best_model or result.final_model),
                "student_bytes": _folder_bytes(result.best_model or result.final_model)}
     if evaluate:
