@@ -118,15 +118,20 @@ def write_encoder_file(path: str | os.PathLike, kind: str, **fields: Any) -> Pat
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' loading reports (we check missing keys ourselves)."""
+    """Silence transformers' loading reports (we check missing keys ourselves) and its
+    "Loading weights" progress bars (noise on every `mumur search`), restoring both after."""
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def state_digest(module: nn.Module, length: int = 12) -> str:

@@ -228,6 +228,13 @@ class ModelEmbedder:
             vectors = gather(pooled, layout.pooled)  # (B, P)
         return FrameStates(vectors, packed)
 
+    def vision_record(self) -> dict:
+        """What an index records of the vision tower so that text search can skip loading it
+        (`mumur.encoders.recorded.encoder_record`)."""
+        from ..encoders.recorded import encoder_record
+
+        return encoder_record(self.model.vision)
+
     def code_families(self) -> dict[str, str | None]:
         """Per served branch, the language-code family its text encoder needs ("nllb") or None."""
         return {b: self.model.language_code_family(b) for b in self.layout.branches}
@@ -256,7 +263,8 @@ class ModelEmbedder:
         return scores.float().numpy(), attention.float().numpy()
 
 
-def clip_retrieval_model(source: str, text_model: str | None = None, num_frames: int = 12):
+def clip_retrieval_model(source: str, text_model: str | None = None, num_frames: int = 12,
+                         vision=None):
     """A CLIP checkpoint as a `RetrievalModel` with a `meanP` head (CLIP4Clip meanP, zero-shot).
 
     Frames go through the vision tower; the score is the cosine of the query with the normalised
@@ -270,6 +278,8 @@ def clip_retrieval_model(source: str, text_model: str | None = None, num_frames:
         source: hub id, local transformers folder or `open_clip:<arch>[:<pretrained>]`.
         text_model: paired text encoder, or None.
         num_frames: frames sampled per video.
+        vision: the vision encoder to use instead of loading `source`'s (a `RecordedEncoder`
+            for text queries only).
 
     Raises:
         ConfigError: an encoder's output space does not match the vision tower's.
@@ -277,7 +287,7 @@ def clip_retrieval_model(source: str, text_model: str | None = None, num_frames:
     from ..encoders import load_encoder
     from ..model import create_model
 
-    vision = load_encoder(source, modality="vision")
+    vision = vision if vision is not None else load_encoder(source, modality="vision")
     towers = {"text_en": load_encoder(source, modality="text"),
               "text_ml": load_encoder(text_model, modality="text") if text_model else None}
     for tower in filter(None, towers.values()):
@@ -306,7 +316,8 @@ def is_mumur_model_dir(path: str | os.PathLike) -> bool:
     return isinstance(data, dict) and data.get("format") == "mumur-model"
 
 
-def load_embedder(source: str, text_model: str | None = None, num_frames: int = 12) -> Embedder:
+def load_embedder(source: str, text_model: str | None = None, num_frames: int = 12,
+                  vision_record: dict | None = None) -> Embedder:
     """Resolve `mumur index --model NAME_OR_PATH` to an embedder.
 
     Args:
@@ -315,15 +326,24 @@ def load_embedder(source: str, text_model: str | None = None, num_frames: int = 
         text_model: optional paired multilingual text encoder for CLIP checkpoints (e.g. an
             M-CLIP folder) whose output space matches the vision tower.
         num_frames: frames per video for CLIP checkpoints (a mumur model carries its own).
+        vision_record: `ModelEmbedder.vision_record()` as an index stored it: the vision tower is
+            then not loaded (a `RecordedEncoder` stands in), for an embedder that only encodes
+            text queries and scores stored arrays.
 
     Returns:
         A `ModelEmbedder`.
     """
+    vision = None
+    if vision_record is not None:
+        from ..encoders.recorded import RecordedEncoder
+
+        vision = RecordedEncoder(vision_record)
     if is_mumur_model_dir(source):
         from ..model import load_model
 
-        return ModelEmbedder(load_model(source), source=str(Path(source).resolve()))
+        return ModelEmbedder(load_model(source, vision=vision),
+                             source=str(Path(source).resolve()))
     if os.path.isdir(source):
         source = str(Path(source).resolve())
-    model = clip_retrieval_model(source, text_model, num_frames)
+    model = clip_retrieval_model(source, text_model, num_frames, vision=vision)
     return ModelEmbedder(model, source=source, text_source=text_model, kind="clip-meanpool")

@@ -9,6 +9,7 @@ per-frame states; each has its branch's stage-1 vectors.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -111,8 +112,9 @@ def _validate(query: str, k: int, media_type: str | None) -> str:
 class Index:
     """An index folder opened for search (the `mumur.Index` Python API).
 
-    The query model is the one recorded in the index (loaded lazily on the first text search),
-    or `embedder` when given; a model with another identity or layout raises
+    The query model is the one recorded in the index (loaded lazily on the first text search:
+    its text towers and head only, the vision tower on the first image query; an index written
+    before the vision tower was recorded loads it in full), or `embedder` when given; a model with another identity or layout raises
     `IndexMismatchError`. Arrays are cached in memory and reloaded when the index's generation
     counter changes, so a long-lived reader (the server) sees an index run's commits without
     restarting.
@@ -134,6 +136,7 @@ class Index:
         if embedder is not None:
             self.store.check_model(embedder, meta)
         self._embedder = embedder
+        self._vision_loaded = embedder is not None
         self._model = model
         self.shortlist = shortlist
         self._arrays: StoredArrays | None = None
@@ -147,15 +150,28 @@ class Index:
 
     @property
     def embedder(self) -> Embedder:
-        """The query embedder (loaded on first use, identity and layout checked)."""
+        """The query embedder (loaded on first use, identity and layout checked); its vision
+        tower is loaded only when an image query needed it."""
         if self._embedder is None:
-            meta = self.store.meta()
-            embedder = load_embedder(self._model or meta["model_source"],
-                                     text_model=meta.get("text_source") or None,
-                                     num_frames=int(meta.get("num_frames", 12)))
-            self.store.check_model(embedder, meta)
-            self._embedder = embedder
+            self._embedder = self._load_embedder(with_vision=False)
         return self._embedder
+
+    def _load_embedder(self, with_vision: bool) -> Embedder:
+        meta = self.store.meta()
+        record = None if with_vision else json.loads(meta.get("vision_record") or "null")
+        embedder = load_embedder(self._model or meta["model_source"],
+                                 text_model=meta.get("text_source") or None,
+                                 num_frames=int(meta.get("num_frames", 12)),
+                                 vision_record=record)
+        self.store.check_model(embedder, meta)
+        self._vision_loaded = record is None
+        return embedder
+
+    def _vision_embedder(self) -> Embedder:
+        """The embedder with its vision tower loaded (image queries)."""
+        if not self._vision_loaded:
+            self._embedder = self._load_embedder(with_vision=True)
+        return self.embedder
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -236,7 +252,8 @@ class Index:
         start = time.perf_counter()
         _validate("image", k, media_type)
         branch = self.default_branch()
-        vector = embed_image_queries(self.embedder, [os.fspath(path)], branch)[0]  # (d,)
+        vector = embed_image_queries(self._vision_embedder(), [os.fspath(path)],
+                                     branch)[0]  # (d,)
         results, info = self.engine(branch).search(vector, k, media_type, by_pooled=True)
         return self._response(results, info, os.fspath(path), start, QueryLanguage(branch, None))
 

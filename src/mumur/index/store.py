@@ -95,6 +95,11 @@ class StoredArrays:
     generation: int
 
 
+def _vision_record_json(embedder) -> str:
+    """The vision tower's record a text search loads instead of the tower (sorted JSON)."""
+    return json.dumps(embedder.vision_record(), sort_keys=True)
+
+
 class IndexStore:
     """The on-disk index: open or create `DIR/index.sqlite`.
 
@@ -161,6 +166,11 @@ class IndexStore:
                 if "model_identity" in meta:
                     self._conn.execute("COMMIT")
                     self.check_model(embedder, meta)
+                    if "vision_record" not in meta and hasattr(embedder, "vision_record"):
+                        # An index from before the record: add it, so text search can skip
+                        # the vision tower from now on (autocommit: one atomic statement).
+                        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                           ("vision_record", _vision_record_json(embedder)))
                     return
                 values = {
                     "model_identity": embedder.identity,
@@ -175,6 +185,8 @@ class IndexStore:
                     "generation": "0",
                     "created_at": str(time.time()),
                 }
+                if hasattr(embedder, "vision_record"):
+                    values["vision_record"] = _vision_record_json(embedder)
                 self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
                 self._conn.execute("COMMIT")
             except BaseException:

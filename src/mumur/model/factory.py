@@ -78,11 +78,13 @@ def create_model(name: str, *, vision: str | nn.Module | None = None,
     return RetrievalModel(model_config, head_cls(config), **encoders)
 
 
-def load_model(path: str | Path) -> RetrievalModel:
+def load_model(path: str | Path, vision: nn.Module | None = None) -> RetrievalModel:
     """Load a folder written by `RetrievalModel.save`.
 
     Args:
         path: the model folder.
+        vision: an encoder to put in the vision slot instead of loading the saved one (a
+            `RecordedEncoder` when only text queries will be encoded).
 
     Returns:
         the model in eval mode, scoring identically to the saved one.
@@ -121,6 +123,9 @@ def load_model(path: str | Path) -> RetrievalModel:
     for slot, sub in (meta.get("encoder_folders") or {}).items():
         if slot not in ENCODER_SLOTS:
             raise ModelLoadError(f"{folder / CONFIG_FILE}: unknown encoder slot {slot!r}")
+        if slot == "vision" and vision is not None:
+            model.vision = vision
+            continue
         if sub not in loaded:
             if not (folder / sub).is_dir():
                 raise ModelLoadError(f"{folder}: encoder folder {sub!r} is missing")
