@@ -67,6 +67,11 @@ def _media_summary(runs: list[dict[str, np.ndarray]], media: str) -> dict | None
             out["in_shot_en_top1"] = {"mean": round(100.0 * float(np.mean(np.concatenate(top1))),
                                                     4) if sum(map(len, top1)) else None,
                                       "n": int(sum(map(len, top1)))}
+            # R@1 on the queries about one shot of a multi-shot video vs on single-shot ones:
+            # where text-conditioned frame attention has something to find
+            ranks = [r[f"{media}/en/rank"] for r in runs]
+            out["R1_multi_shot_en"] = summarize_shares([k[multi] == 1 for k in ranks])
+            out["R1_single_shot_en"] = summarize_shares([k[~multi] == 1 for k in ranks])
     return out
 
 
@@ -169,11 +174,14 @@ def study_markdown(summary: dict, title: str, command: str) -> str:
                "timestamp search returns for that video (the frame its attention peaks on) lies "
                "inside the described shot; `when top-1`: the same over the queries whose video "
                "is ranked first (mean over seeds)."), "",
-              "| variant | in shot | when top-1 | queries |", "|---|---|---|---|"]
+              "| variant | in shot | when top-1 | queries | R@1, multi-shot queries | "
+              "R@1, single-shot queries |", "|---|---|---|---|---|---|"]
     for name, v in variants.items():
         shot, top1 = v["video"].get("in_shot_en"), v["video"].get("in_shot_en_top1")
         if shot:
             top1_text = (f"{top1['mean']:.1f} (n={top1['n']})"
                          if top1 and top1["mean"] is not None else "-")
-            lines.append(f"| {name} | {_cell(shot, 'mean')} | {top1_text} | {shot['n']} |")
+            lines.append(f"| {name} | {_cell(shot, 'mean')} | {top1_text} | {shot['n']} | "
+                         f"{_cell(v['video'].get('R1_multi_shot_en'), 'mean')} | "
+                         f"{_cell(v['video'].get('R1_single_shot_en'), 'mean')} |")
     return "\n".join(lines) + "\n"
