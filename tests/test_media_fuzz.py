@@ -42,6 +42,7 @@ _WORKER = textwrap.dedent("""
     import json, sys
     from mumur.errors import MediaDecodeError
     from mumur.media.decode import probe, read_audio, read_frames
+    print("ready", flush=True)
     for line in sys.stdin:
         path = line.rstrip("\\n")
         try:
@@ -69,6 +70,9 @@ class _Decoder:
         self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, env=env)
+        # Imports are not the file's time: on a loaded machine they alone can take a minute.
+        ready, _, _ = select.select([self.proc.stdout], [], [], 600)
+        assert ready and self.proc.stdout.readline() == "ready\n", "the decode worker did not start"
 
     def __call__(self, path: Path) -> dict:
         if self.proc is None or self.proc.poll() is not None:

@@ -77,6 +77,8 @@ def _video_stream(path: Path, container, max_pixels: int | None = None):
     if not container.streams.video:
         raise MediaDecodeError(path, "no video stream")
     stream = container.streams.video[0]
+    if stream.codec_context is None:  # a codec FFmpeg does not know (e.g. a damaged codec tag)
+        raise MediaDecodeError(path, "unknown or unsupported video codec")
     if max_pixels is not None:
         w, h = stream.codec_context.width, stream.codec_context.height
         if w * h > max_pixels:
