@@ -21,7 +21,6 @@ import sys
 import textwrap
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,7 +189,7 @@ def test_a_model_folder_that_disappears_gives_a_clear_error(tiny_mumur_model, pa
     shutil.copytree(tiny_mumur_model, model)
 
     # Mid-run the model is in memory: the run finishes; the folder is needed on the next load.
-    import mumur.index.builder as builder
+    from mumur.index import builder
 
     real_commit = builder._commit_batch
 
@@ -212,7 +211,7 @@ def test_a_model_folder_that_disappears_gives_a_clear_error(tiny_mumur_model, pa
 
     # Gone while loading: after its config was read, before its weights.
     shutil.copytree(tiny_mumur_model, model)
-    import mumur.model.factory as factory
+    from mumur.model import factory
 
     real_read_json = factory.read_json
 

@@ -23,13 +23,13 @@ import struct
 import subprocess
 import sys
 import textwrap
-import zlib
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import PaletteEmbedder, write_index_video
+from test_index import _huge_png
 
 from mumur.index import build_index
 
@@ -96,19 +96,6 @@ class _Decoder:
 
 
 # ---- seed files and fixed hostile cases ------------------------------------------------------
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    body = kind + data
-    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-
-def _huge_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
-            + _png_chunk(b"IEND", b""))
-
-
 def _claim_size(data: bytes, width: int, height: int) -> bytes:
     """Rewrite the frame size in every JPEG start-of-frame (SOF0) marker."""
     out, i = bytearray(data), 0
@@ -172,7 +159,8 @@ def _fixed_cases(d: Path, seeds) -> dict[str, str | None]:
 
     put("zero.mp4", b"", "error")
     put("zero.jpg", b"", "error")
-    put("bomb.png", _huge_png(20000, 20000), "error")  # 400 M pixels claimed
+    _huge_png(d / "bomb.png", 20000, 20000)  # 400 M pixels claimed
+    cases["bomb.png"] = "error"
     put("bomb.jpg", _claim_size(seeds["jpg"], 65000, 65000), "error")
     put("mp4_as.jpg", seeds["mp4"], "error")  # wrong extension both ways
     put("jpg_as.mp4", seeds["jpg"], None)  # FFmpeg reads a JPEG as a one-frame video
@@ -271,8 +259,8 @@ def test_seeded_mutations_decode_or_fail_cleanly_and_the_index_skips_them(tmp_pa
 
 @pytest.mark.slow
 def test_long_fuzz_run(tmp_path, seeds):
-    count = int(os.environ.get("MUMUR_FUZZ_CASES", 6000))
-    seed = int(os.environ.get("MUMUR_FUZZ_SEED", 1))
+    count = int(os.environ.get("MUMUR_FUZZ_CASES", "6000"))
+    seed = int(os.environ.get("MUMUR_FUZZ_SEED", "1"))
     made = _mutations(tmp_path, seeds, count=count, seed=seed)
     outcomes = _run([tmp_path / name for name, _ in made])
     counts = {k: sum(o["outcome"] == k for o in outcomes.values())
