@@ -57,7 +57,7 @@ def main() -> None:
     re-raises the signal, which ends here the same way."""
     from ..errors import MumurError
 
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app()
     except MumurError as exc:
@@ -66,3 +66,5 @@ def main() -> None:
     except Terminated:
         typer.echo("stopped by SIGTERM", err=True)
         sys.exit(128 + signal.SIGTERM)
+    finally:  # a caller that runs main() in-process (tests) gets its own handler back
+        signal.signal(signal.SIGTERM, previous)
