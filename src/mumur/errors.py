@@ -11,6 +11,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexLockedError",
     "IndexMismatchError",
+    "IndexWriteError",
     "MediaDecodeError",
     "MissingMediaError",
     "ModelLoadError",
@@ -70,6 +71,11 @@ class IndexCorruptError(MumurError):
 
 class IndexLockedError(MumurError):
     """Another index run is writing the index folder."""
+
+
+class IndexWriteError(MumurError):
+    """A write to the index failed (disk full, read-only, I/O error); the last committed batch is
+    kept and a rerun continues from it."""
 
 
 class TranslationError(MumurError):

@@ -4,6 +4,7 @@ itself on the shared Typer app; commands parse arguments and call one library fu
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 import typer
@@ -39,12 +40,31 @@ def _register_commands() -> None:
 _register_commands()
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException (as KeyboardInterrupt) so that no `except Exception`
+    swallows it: it unwinds the command, rolling back an open index transaction and releasing
+    the writer lock and decode workers on the way."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
-    """Console entry point: typed mumur errors become one line on stderr and exit code 1."""
+    """Console entry point: typed mumur errors become one line on stderr and exit code 1; SIGTERM
+    stops the command cleanly with one line and exit code 143 (an index run keeps its committed
+    batches). Once `mumur serve` listens, uvicorn takes SIGTERM: it shuts down gracefully, then
+    re-raises the signal, which ends here the same way."""
     from ..errors import MumurError
 
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         app()
     except MumurError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except Terminated:
+        typer.echo("stopped by SIGTERM", err=True)
+        sys.exit(128 + signal.SIGTERM)
+    finally:  # a caller that runs main() in-process (tests) gets its own handler back
+        signal.signal(signal.SIGTERM, previous)

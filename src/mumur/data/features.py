@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -117,10 +118,21 @@ class _WorkerInit:
 
     def __call__(self, worker_id: int) -> None:
         torch.set_num_threads(1)
+        sys.excepthook = _quiet_when_reader_left
         s = (self.seed * 1_000_003 + worker_id) % 2**32
         np.random.seed(s)
         random.seed(s)
         torch.manual_seed(s)
+
+
+def _quiet_when_reader_left(exc_type, exc, tb, _default=sys.excepthook) -> None:
+    # A worker hands batch tensors over by file descriptor (multiprocessing's resource sharer
+    # thread, which reports its errors through sys.excepthook). When the main process stops with
+    # batches in flight (Ctrl-C, SIGTERM), that thread sees the connection reset: expected, not an
+    # error worth a traceback on the user's terminal.
+    if issubclass(exc_type, (ConnectionResetError, BrokenPipeError)):
+        return
+    _default(exc_type, exc, tb)
 
 
 def _default_workers() -> int:

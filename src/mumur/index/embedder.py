@@ -333,6 +333,10 @@ def load_embedder(source: str, text_model: str | None = None, num_frames: int = 
     Returns:
         A `ModelEmbedder`.
     """
+    if os.path.isabs(source) and not os.path.exists(source):
+        # A recorded local folder that was moved or deleted (not a hub id to look up).
+        raise ModelLoadError(f"model folder {source} does not exist (moved or deleted?); "
+                             "restore it, or build a new index with --model")
     vision = None
     if vision_record is not None:
         from ..encoders.recorded import RecordedEncoder

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexCorruptError, IndexMismatchError
+from ..errors import IndexCorruptError, IndexMismatchError, IndexWriteError
 from .schema import DB_NAME, connect, migrate, schema_version_of
 
 __all__ = ["MAX_ITEM_ID", "IndexStore", "ItemRecord", "NewItem", "StoredArrays"]
@@ -274,19 +274,32 @@ class IndexStore:
 
     # -- writes (each call is one atomic transaction that bumps the generation) --------------
     def _write(self, fn) -> None:
+        """Run `fn(conn)` and the generation bump as one transaction.
+
+        Raises:
+            IndexWriteError: SQLite or the OS refused the write (disk full, read-only file,
+                permission denied, I/O error); the transaction is rolled back, so the index
+                holds exactly the earlier commits.
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                fn(self._conn)
-                self._conn.execute(
-                    "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET"
-                    " value = CAST(value AS INTEGER) + 1"
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    fn(self._conn)
+                    self._conn.execute(
+                        "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE"
+                        " SET value = CAST(value AS INTEGER) + 1"
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.OperationalError, OSError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise IndexWriteError(
+                    f"cannot write index {self.db_path}: {reason}; what was committed before is "
+                    "kept, rerun the same command once this is fixed") from exc
 
     def _dtype(self) -> np.dtype:
         return np.dtype(self.meta().get("dtype", "float32")).newbyteorder("<")

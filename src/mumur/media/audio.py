@@ -35,6 +35,8 @@ def read_audio(path, sample_rate: int = 16000, max_seconds: float | None = None)
         if not container.streams.audio:
             return np.zeros(0, dtype=np.float32)
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # a codec FFmpeg does not know
+            raise MediaDecodeError(path, "unknown or unsupported audio codec")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         limit = None if max_seconds is None else round(max_seconds * sample_rate)
         chunks: list[np.ndarray] = []

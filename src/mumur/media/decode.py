@@ -72,7 +72,8 @@ def read_frames(path, num_frames: int, strategy: str = "uniform", rng=None, *,
         num_frames: frames to sample from a video (images always give one).
         strategy: "uniform" (segment centres) or "random" (one draw per segment).
         rng: `numpy.random.Generator` or int seed for `random`.
-        max_pixels: decompression-bomb limit for images (None: no limit).
+        max_pixels: decompression-bomb limit in pixels per frame, for images and videos (None: no
+            limit).
         thread_type: PyAV decoder threading ("SLICE", "FRAME", "AUTO"; None: PyAV's default).
         resize_shorter: if set, video frames whose shorter side is larger are downscaled in the
             decoder (swscale bicubic) to this shorter side before conversion to PIL. Faster, but
@@ -85,4 +86,5 @@ def read_frames(path, num_frames: int, strategy: str = "uniform", rng=None, *,
     kind = check_media_file(path)
     if kind == "image":
         return Frames([read_image(path, max_pixels)], [0.0], 1)
-    return read_video_frames(path, num_frames, strategy, rng, thread_type, resize_shorter)
+    return read_video_frames(path, num_frames, strategy, rng, thread_type, resize_shorter,
+                             max_pixels)

@@ -70,10 +70,23 @@ def open_container(path: Path):
         raise MediaDecodeError(path, f"cannot open container: {e}") from None
 
 
-def _video_stream(path: Path, container):
+def _video_stream(path: Path, container, max_pixels: int | None = None):
+    """The first video stream; with `max_pixels`, refused when its declared frame size is larger,
+    and its decoder told to refuse larger frames (a stream whose frames claim another size than
+    the container does)."""
     if not container.streams.video:
         raise MediaDecodeError(path, "no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:  # a codec FFmpeg does not know (e.g. a damaged codec tag)
+        raise MediaDecodeError(path, "unknown or unsupported video codec")
+    if max_pixels is not None:
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if w * h > max_pixels:
+            raise MediaDecodeError(
+                path, f"video frames too large ({w}x{h} = {w * h} pixels > limit {max_pixels})")
+        # FFmpeg's own guard, checked on every frame buffer the decoder allocates.
+        stream.codec_context.options = {"max_pixels": str(max(max_pixels, w * h, 1))}
+    return stream
 
 
 def _stream_timing(container, stream) -> tuple[float, float | None, float | None, int | None]:
@@ -193,13 +206,13 @@ def _to_rgb(frame, resize_shorter: int | None):
 
 
 def read_video_frames(path: Path, num_frames: int, strategy: str, rng, thread_type: str | None,
-                      resize_shorter: int | None) -> Frames:
+                      resize_shorter: int | None, max_pixels: int | None = None) -> Frames:
     """Sample `num_frames` frames of a video file by seeking (arguments as `read_frames`)."""
     import av
 
     container = open_container(path)
     try:
-        stream = _video_stream(path, container)
+        stream = _video_stream(path, container, max_pixels)
         start, duration, fps, _ = _stream_timing(container, stream)
         if duration is None:
             duration = _duration_by_demux(container, stream)
@@ -216,7 +229,7 @@ def read_video_frames(path: Path, num_frames: int, strategy: str, rng, thread_ty
             # Seeking is broken for this file: decode from the start, only up to the last target.
             container.close()
             container = open_container(path)
-            stream = _video_stream(path, container)
+            stream = _video_stream(path, container, max_pixels)
             picked, n_decoded = _pick_sequential(path, container, stream, start, fps, targets,
                                                  eps, thread_type)
         images = [_to_rgb(frame, resize_shorter) for _, frame in picked]
