@@ -104,7 +104,8 @@ def run_demo(out: str | Path, *, study: str = "demo", seeds: list[int] | None = 
         study: packaged study name or study JSON file.
         seeds, variants: override the study's training seeds / restrict its variants.
         workers: processes for generation and decoding.
-        report: markdown report path (default `out/results.md`).
+        report: markdown report path (default `out/results.md`); the study summary is written
+            beside it with a .json suffix.
     """
     from .study import load_study, run_study
     from .study_report import study_markdown
@@ -127,6 +128,7 @@ def run_demo(out: str | Path, *, study: str = "demo", seeds: list[int] | None = 
         f" --seeds {','.join(map(str, config.seeds))}" if seeds else "")
     report.write_text(study_markdown(summary, "Offline demo: MuMUR heads on the world stack",
                                      command))
+    report.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     _headline_table(console, summary)
 
     first_run = out / "runs" / default.replace(" ", "_").replace("/", "-") / \
