@@ -90,3 +90,22 @@ def test_a_world_that_cannot_be_planned_fails_before_rendering(tmp_path):
     with pytest.raises(ConfigError, match="world seed 2301"):
         run_study(study, tmp_path / "out", workers=1)
     assert not (tmp_path / "out" / "corpus").exists()  # nothing rendered
+
+
+def test_demo_on_a_finished_study_writes_the_contract_and_an_index(study_run, tmp_path):
+    from mumur.index import Index
+    from mumur.recipes.demo import run_demo
+
+    study, out, summary = study_run
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    results = run_demo(out, study=str(path), workers=1, report=tmp_path / "demo.md")
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["default_variant"] == "dcm" and saved["languages"]["en"]["t2v"]["n_seeds"] == 2
+    assert set(saved["attributes"]) == {"place", "shape", "colour", "size", "motion"}
+    assert 0.0 <= saved["timestamps"]["in_shot"] <= 1.0 and saved["timestamps"]["n"] > 0
+    assert (out / "model").is_dir() and results["examples"]
+    assert json.loads((tmp_path / "demo.json").read_text())["variants"].keys() == {"dcm",
+                                                                                 "zero-shot"}
+    hits = Index.open(out / "index").search("a red circle", k=3).results
+    assert hits and all(h.path for h in hits)
