@@ -38,7 +38,7 @@ def study_run(tmp_path_factory):
 
 
 def test_study_outcomes_and_figures(study_run):
-    study, out, summary = study_run
+    _, out, summary = study_run
     assert (out / "corpus" / "manifest.json").exists()
     assert (out / "worlds" / "test-2301" / "manifest.json").exists()
     dcm, zero = summary["variants"]["dcm"], summary["variants"]["zero-shot"]
@@ -96,7 +96,7 @@ def test_demo_on_a_finished_study_writes_the_contract_and_an_index(study_run, tm
     from mumur.index import Index
     from mumur.recipes.demo import run_demo
 
-    study, out, summary = study_run
+    _, out, _ = study_run
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY))
     results = run_demo(out, study=str(path), workers=1, report=tmp_path / "demo.md")
