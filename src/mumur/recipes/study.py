@@ -181,7 +181,7 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
     from ..data import load_benchmark
     from ..data.features import cached_frame_rows
     from ..eval.attributes import ATTRIBUTES, attribute_hits, caption_scenes, item_scenes
-    from ..eval.outcomes import query_outcomes
+    from ..eval.outcomes import frame_times_of, query_outcomes
     from ..eval.runner import media_states
 
     parts: dict[str, list[np.ndarray]] = {}
@@ -203,13 +203,9 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
             for attribute in ATTRIBUTES:
                 hits = attribute_hits(out.top1, [d for d, _ in described], scenes, attribute)
                 parts.setdefault(f"{lang}/top1_hit/{attribute}", []).append(hits)
-            in_shot = []
-            for item, frame, (_, shot) in zip(out.caption_item, out.peak_frame, described):
-                if shot is None or frame < 0:
-                    in_shot.append(-1)
-                else:
-                    t = float(rows["timestamps"][item, frame])
-                    in_shot.append(int(shot["start"] <= t <= shot["end"]))
+            times = frame_times_of(rows["timestamps"], out.caption_item, out.peak_frame)
+            in_shot = [-1 if shot is None or t is None else int(shot["start"] <= t <= shot["end"])
+                       for t, (_, shot) in zip(times, described)]
             parts.setdefault(f"{lang}/in_shot", []).append(np.array(in_shot))
     arrays = {k: np.concatenate(v).astype(np.int64) for k, v in parts.items()}
     arrays["n_items"] = np.asarray(sizes, dtype=np.int64)
