@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..data.synthetic.frames import frame_views, grid_cell
+from .pretrain_card import ATTRIBUTES, GEOMETRY, render_model_card
 from .pretrain import (
     TRAINING_SUMMARY,
     PretrainRecipe,
@@ -40,11 +41,10 @@ from .pretrain import (
     zero_shot_retrieval,
 )
 
-__all__ = ["fit_logistic_probe", "fit_ridge_probe", "frame_labels", "pretrain_report",
-           "render_model_card"]
+__all__ = ["fit_logistic_probe", "fit_ridge_probe", "frame_labels", "pretrain_report"]
 
-_ATTRIBUTES = ("place", "shape", "colour", "size", "column", "row")
-_GEOMETRY = ("x", "y", "radius", "cos", "sin")
+_ATTRIBUTES = ATTRIBUTES
+_GEOMETRY = GEOMETRY
 
 
 def frame_labels(table) -> dict[str, np.ndarray]:
@@ -249,125 +249,3 @@ def _videos_only(table):
 def default_recipe_path() -> Path:
     """The packaged world-clip recipe."""
     return Path(__file__).resolve().parent.parent / "configs" / "pretrain" / "world-clip.json"
-
-
-def _table(rows: list[list], header: list[str]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def render_model_card(report: dict, recipe: PretrainRecipe, summary: dict, folder: Path) -> str:
-    """The model card (Markdown) of a pretrained world-CLIP, from its report and run summary.
-
-    Args:
-        report: `pretrain_report`'s result.
-        recipe: the pretraining recipe.
-        summary: the run's `training_summary.json` (steps, wall time, validations).
-        folder: the model folder (for the weights' size).
-    """
-    m, w, v, e = recipe.model, recipe.world, recipe.validation_world, recipe.evaluation_world
-    weights = folder / "model.safetensors"
-    size_mb = weights.stat().st_size / 2**20 if weights.is_file() else float("nan")
-    zs, probe, floor = report["zero_shot"], report["probe"]["model"], \
-        report["probe"]["random_init"]
-    steps, seconds = summary.get("steps"), summary.get("train_seconds")
-    vals = summary.get("validations", [])
-    zs_rows = [[k, d["R1"], d["R5"], d["R10"], d["MdR"], d["n_candidates"], d["n_queries"]]
-               for k, d in zs.items()]
-    probe_rows = [[a, probe[a], floor[a]] for a in _ATTRIBUTES]
-    probe_rows += [[f"{g} (R^2)", probe["geometry_r2"][g], floor["geometry_r2"][g]]
-                   for g in _GEOMETRY]
-    val_rows = [[x["step"], round(x.get("zero_shot_R1", float("nan")), 1),
-                 round(x.get("zero_shot_R5", float("nan")), 1),
-                 round(x.get("logit_scale", float("nan")), 1)] for x in vals]
-    return f"""# world-clip
-
-A small CLIP (`transformers.CLIPModel`) pretrained contrastively on frames of mumur's synthetic
-world: the offline stand-in for CLIP ViT-B/32. Load it with
-`mumur.load_encoder("world-clip", modality="vision" | "text")` (the same code path as a hub CLIP
-id) or `transformers.CLIPModel.from_pretrained(<this folder>)`. Weights are stored in fp16
-({size_mb:.1f} MiB) and loaded as fp32.
-
-## Architecture
-- Vision: ViT, {m.image_size} x {m.image_size} px input, patch {m.patch_size}, width
-  {m.vision_width}, {m.vision_layers} layers, {m.vision_heads} heads; CLIP preprocessing
-  (shorter side bicubic to {m.image_size}, centre crop, CLIP mean/std).
-- Text: causal transformer, width {m.text_width}, {m.text_layers} layers, {m.text_heads} heads,
-  the OpenAI CLIP BPE tokenizer (49408 tokens), {m.context_length} positions, EOS pooling.
-- Joint space: {m.projection_dim}-d, learnable temperature.
-
-## Data
-- Pretraining world: seed {w.seed}, {w.videos} videos + {w.images} images (H.264 / JPEG rendered
-  by `mumur synth`, English captions), decoded with `read_frames` ({recipe.data.frames_per_video}
-  uniformly sampled frames per video, as evaluation) into a uint8 cache.
-- Model selection: zero-shot t2v R@1 on a validation world, seed {v.seed} ({v.videos} videos +
-  {v.images} images, test split).
-- Evaluation (below): world seed {e.seed} ({e.videos} videos + {e.images} images); never used for
-  training or selection. Evaluation worlds must not use seeds {w.seed} or {v.seed}.
-
-## Objective (and deviations from CLIP)
-Symmetric InfoNCE with a learnable temperature (init 0.07, logit scale clipped at
-{recipe.objective.max_logit_scale:g}), AdamW (lr {recipe.train.lr:g}, weight decay
-{recipe.train.weight_decay:g} on weights only, betas {list(recipe.train.betas)}, eps
-{recipe.train.eps:g}), {recipe.train.warmup_steps} warm-up steps then cosine decay, batch
-{recipe.train.batch_size}, {recipe.train.max_steps} steps, gradient clipping
-{recipe.train.grad_clip:g}. Deviations:
-1. Captions per frame: with probabilities {list(recipe.data.caption_mix)} a spatial caption (every
-   object's size, colour, shape and 3 x 3 grid position, and the place: the single-frame facts
-   web alt-text gives real CLIP), a world image template, or (video frames) a world video
-   template (the weak video-level caption).
-2. Batches hold {recipe.data.frames_per_source} frames per video (hard negatives that differ only
-   by the objects' positions); pairs whose caption is also true of the image (same video and a
-   template, same grid cells, or identical text) leave the softmax instead of acting as false
-   negatives.
-3. Auxiliary geometry regression (weight {recipe.objective.geometry_weight:g}): a linear head on
-   the normalised image embedding regresses each object's position, radius and angle, because the
-   motion heads downstream read motion from frozen per-frame features. The head is not shipped.
-
-## Training run
-- Command: `mumur pretrain src/mumur/configs/pretrain/world-clip.json --out runs/world-clip
-  --export src/mumur/pretrained/world-clip` (resumes after a kill; world and frame cache under
-  `runs/world-clip/cache`).
-- Steps: {steps}; training wall time {seconds if seconds is None else round(seconds / 60, 1)} min
-  on one core of a shared 2-core CPU (`benchmarks/pretrain_step.py` gives the step rate);
-  exported checkpoint:
-  `{summary.get("exported_from")}` of the run (best validation R@1 at step
-  {summary.get("best_step")}).
-
-{_table(val_rows, ["step", "val zero-shot R@1", "R@5", "logit scale"])}
-
-## Evaluation (world seed {e.seed}; `mumur pretrain-report --card <this folder>/README.md`)
-Zero-shot text -> item retrieval, test split, items = mean of L2-normalised frame features:
-
-{_table(zs_rows, ["items", "R@1", "R@5", "R@10", "MdR", "candidates", "queries"])}
-
-Linear probes per frame on frozen L2-normalised features (fit on train-split frames, scored on
-test-split frames; shape, colour, size, grid column / row and geometry on one-object frames,
-{probe["frames"]["train"]} / {probe["frames"]["test"]} frames), against a randomly initialised
-model of the same architecture:
-
-{_table(probe_rows, ["attribute", "world-clip", "random init"])}
-
-Accuracy in %, geometry as R^2 of a ridge regression. Figures: `docs/results/world-clip.json`.
-
-## Limits
-- What the frozen frame features carry, from the probes above: place {probe["place"]} %, colour
-  {probe["colour"]} %, size {probe["size"]} %, but shape {probe["shape"]} % (random init
-  {floor["shape"]} %, chance 20 %) and grid column / row {probe["column"]} / {probe["row"]} %
-  (random init {floor["column"]} / {floor["row"]} %): after {steps} steps shape and position are
-  barely linearly readable, so zero-shot retrieval rests on place, colour and size, and motion
-  heads on top get little position signal per frame. The auxiliary geometry loss stayed nearly
-  flat: its targets are right (a pixel-difference centroid correlates 0.86 / 0.88 with the x / y
-  targets on the evaluation world), but its slot order (scene order) is not visible in a frame
-  of several objects, so the regression is ill-posed there. An 800-step run of the same model at
-  patch 8 reached shape 25 % and x R^2 below 0 too, so length alone does not fix it: the next
-  things to change are the objective (geometry slots ordered by position, hard negatives that
-  differ only in shape or position) and the input resolution.
-- Test captions name motion ("moves left"), which one frame cannot show: zero-shot retrieval of
-  the mean frame feature can only use place, shape, colour and size; the motion heads trained on
-  top must read motion from the sequence of frame features.
-- Captions name only the main object; in scenes of 2-3 objects the text must bind colour to
-  shape, the hard part for a small model trained for {steps} steps.
-- English only; the multilingual tower is `world-m-clip`, distilled from this text tower.
-"""

@@ -25,8 +25,10 @@ from .render import OBJECT_RADIUS, object_state
 from .world import COLOURS, SHAPES, SIZES, Scene
 
 __all__ = [
+    "CELL_FIELDS",
     "GEOMETRY_FIELDS",
     "ObjectView",
+    "cell_targets",
     "frame_time",
     "frame_views",
     "geometry_targets",
@@ -158,4 +160,27 @@ def geometry_targets(scene: Scene, t: float, slots: int = 3) -> np.ndarray:
     for k, v in enumerate(views):
         theta = math.radians(v.angle)
         out[k] = (1.0, v.x, v.y, v.radius, math.cos(theta), math.sin(theta))
+    return out
+
+
+#: Per-cell fields of `cell_targets` and their class counts (0 = empty cell, then the vocabulary).
+CELL_FIELDS = {"shape": 1 + len(SHAPES), "colour": 1 + len(COLOURS), "size": 1 + len(SIZES)}
+
+
+def cell_targets(scene: Scene, t: float) -> np.ndarray:
+    """What each cell of the 3 x 3 grid shows at clip time `t`: the shape, colour and size of
+    the object whose centre lies in it (the one drawn last, i.e. on top, when several do).
+
+    Unlike `geometry_targets` this needs no object order: a cell is a fixed place in the frame,
+    so every target can be read off the frame alone.
+
+    Returns:
+        `(9, 3)` int64, cells row-major, columns `CELL_FIELDS` (0 = empty, k = vocabulary
+        index k - 1).
+    """
+    out = np.zeros((9, len(CELL_FIELDS)), np.int64)
+    for v in reversed(frame_views(scene, t)):  # drawing order: the main object last, on top
+        row, col = grid_cell(v.x, v.y)
+        out[3 * row + col] = (SHAPES.index(v.shape) + 1, COLOURS.index(v.colour) + 1,
+                              SIZES.index(v.size) + 1)
     return out

@@ -19,6 +19,7 @@ import torch
 
 from ...data.synthetic import build_manifest, generate, plan_corpus
 from ...data.synthetic.frames import (
+    cell_targets,
     frame_time,
     frame_views,
     geometry_targets,
@@ -155,9 +156,14 @@ class PretrainBatches:
     """Image-text pairs of a `FrameTable` as a `BatchSource` (batch `i` of epoch `e` is a pure
     function of `(seed, e, i)`).
 
-    Each batch is filled with sources (videos and images) in a seeded random order; a video gives
-    `frames_per_source` distinct frames, an image its one frame. Every sample draws its caption
-    kind by `caption_mix`.
+    Each batch is filled with sources (videos and images); a video gives `frames_per_source`
+    distinct frames, an image its one frame. The first `grouped_share` of a batch is filled with
+    groups of `group_sources` sources that share the `group_by` facets (place, main colour, ...):
+    a batch of 128 random world frames rarely holds two captions that differ only in shape or
+    position, so the contrastive loss never needs those; a web-scale batch holds such near misses
+    all the time. The rest comes in a seeded random order (a source of a group may come again
+    there: the same frame twice, whose pairs `_true_pair_mask` takes out of the softmax). Every
+    sample draws its caption kind by `caption_mix`.
 
     Args:
         table: the frames.
@@ -179,6 +185,7 @@ class PretrainBatches:
         self.seed = seed
         self.context_length = context_length
         self.rows = table.rows_of()
+        self.groups = _groups(table.items, spec.group_by)
         self._plans: dict[int, list[np.ndarray]] = {}
 
     def num_batches(self) -> int:
@@ -188,24 +195,35 @@ class PretrainBatches:
         if epoch in self._plans:
             return self._plans[epoch]
         rng = np.random.default_rng([self.seed, epoch, 0])
-        batches, current, order = [], [], np.empty(0, int)
+        grouped = int(round(self.spec.grouped_share * self.batch_size))
+        batches, order = [], np.empty(0, int)
         while len(batches) < self.spec.steps_per_epoch:
-            if len(order) == 0:
-                order = rng.permutation(len(self.rows))
-            source, order = int(order[0]), order[1:]
-            rows = self.rows[source]
-            take = min(len(rows), self.spec.frames_per_source, self.batch_size - len(current))
-            current.extend(int(r) for r in rng.choice(rows, size=take, replace=False))
-            if len(current) == self.batch_size:
-                batches.append(np.asarray(current))
-                current = []
+            current: list[int] = []
+            while len(current) < grouped:
+                members = self.groups[int(rng.integers(len(self.groups)))]
+                picks = rng.choice(members, size=min(len(members), self.spec.group_sources),
+                                   replace=False)
+                for source in picks:
+                    self._take(current, int(source), grouped, rng)
+            while len(current) < self.batch_size:
+                if len(order) == 0:
+                    order = rng.permutation(len(self.rows))
+                source, order = int(order[0]), order[1:]
+                self._take(current, source, self.batch_size, rng)
+            batches.append(np.asarray(current))
         self._plans = {epoch: batches}  # one epoch at a time is all the trainer asks for
         return batches
+
+    def _take(self, current: list[int], source: int, limit: int, rng) -> None:
+        """Append up to `frames_per_source` distinct frames of `source`, never past `limit`."""
+        rows = self.rows[source]
+        take = min(len(rows), self.spec.frames_per_source, limit - len(current))
+        current.extend(int(r) for r in rng.choice(rows, size=max(0, take), replace=False))
 
     def batch(self, epoch: int, index: int) -> dict:
         rows = self._plan(epoch)[index]  # (B,)
         rng = np.random.default_rng([self.seed, epoch, index, 1])
-        texts, kinds, cells, targets = [], [], [], []
+        texts, kinds, cells, targets, grid = [], [], [], [], []
         for row in rows:
             item = self.table.items[self.table.item[row]]
             t = float(self.table.t[row])
@@ -221,16 +239,30 @@ class PretrainBatches:
             cells.append(tuple(sorted(grid_cell(v.x, v.y) + (v.shape, v.colour, v.size)
                                       for v in frame_views(item.scene, t))))
             targets.append(geometry_targets(item.scene, t, self.slots))
+            grid.append(cell_targets(item.scene, t))
         source = self.table.item[rows]
         return {"pixel_values": pixels(self.table.frames[rows]),  # (B, 3, S, S)
                 **self._tokenize(texts),
                 "negative_mask": _true_pair_mask(source, kinds, cells, texts),
-                "geometry": torch.from_numpy(np.stack(targets))}
+                "geometry": torch.from_numpy(np.stack(targets)),
+                "cells": torch.from_numpy(np.stack(grid))}  # (B, 9, 3)
 
     def _tokenize(self, texts: list[str]) -> dict:
         enc = self.tokenizer(texts, padding=True, truncation=True,
                              max_length=self.context_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def _groups(items: list, facets: tuple[str, ...]) -> list[np.ndarray]:
+    """Indices of the items sharing each value of `facets` (groups of one are dropped)."""
+    if not facets:
+        return []
+    keys: dict[tuple, list[int]] = {}
+    for k, item in enumerate(items):
+        main = item.scene.objects[0]
+        key = tuple(item.scene.place if f == "place" else getattr(main, f) for f in facets)
+        keys.setdefault(key, []).append(k)
+    return [np.asarray(v) for v in keys.values() if len(v) > 1]
 
 
 def pixels(crops: np.ndarray) -> torch.Tensor:

@@ -11,6 +11,7 @@ from ...errors import ConfigError
 from ..config import TrainConfig, train_config_from_dict
 
 __all__ = [
+    "GROUP_FACETS",
     "ClipArchitecture",
     "FrameDataSpec",
     "ObjectiveSpec",
@@ -19,6 +20,10 @@ __all__ = [
     "load_recipe",
     "recipe_from_dict",
 ]
+
+#: Facets a batch group can share (`FrameDataSpec.group_by`).
+GROUP_FACETS = ("place", "shape", "colour", "size")
+
 
 @dataclass(frozen=True)
 class WorldSpec:
@@ -100,6 +105,11 @@ class FrameDataSpec:
         caption_mix: probabilities of (spatial caption, image template, video template); image
             items give the video share to the image templates.
         workers: processes for rendering and decoding the worlds.
+        group_by: facets shared by the sources of a group ("place", and the main object's
+            "shape", "colour", "size"); empty = no grouping.
+        grouped_share: share of each batch filled by groups (hard negatives: sources that
+            differ only outside `group_by`); the rest is drawn at random.
+        group_sources: sources per group.
     """
 
     frames_per_video: int = 12
@@ -107,6 +117,19 @@ class FrameDataSpec:
     steps_per_epoch: int = 400
     caption_mix: tuple[float, float, float] = (0.5, 0.25, 0.25)
     workers: int = 2
+    group_by: tuple[str, ...] = ()
+    grouped_share: float = 0.0
+    group_sources: int = 8
+
+    def __post_init__(self):
+        bad = sorted(set(self.group_by) - set(GROUP_FACETS))
+        if bad:
+            raise ConfigError(f"data.group_by: unknown facet(s) {bad}; valid: {GROUP_FACETS}")
+        if not 0.0 <= self.grouped_share <= 1.0 or (self.grouped_share and not self.group_by):
+            raise ConfigError("data.grouped_share: must be in [0, 1], and 0 unless group_by "
+                              f"names a facet (got {self.grouped_share})")
+        if self.group_sources < 2:
+            raise ConfigError(f"data.group_sources: must be >= 2, got {self.group_sources}")
 
 
 @dataclass(frozen=True)
@@ -117,11 +140,14 @@ class ObjectiveSpec:
         geometry_weight: weight of the auxiliary geometry regression (0 = pure CLIP loss).
         geometry_slots: object slots of the geometry head (the world has at most 3 objects).
         max_logit_scale: clip of the learnable logit scale (CLIP: 100).
+        cells_weight: weight of the auxiliary per-cell classification (what shape, colour and
+            size each cell of the 3 x 3 grid shows; 0 = off).
     """
 
     geometry_weight: float = 0.5
     geometry_slots: int = 3
     max_logit_scale: float = 100.0
+    cells_weight: float = 0.0
 
 
 @dataclass(frozen=True)
