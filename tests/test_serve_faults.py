@@ -125,7 +125,7 @@ def _serve(index, port):
     raise AssertionError(proc.communicate(timeout=10))
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
 def test_a_server_restart_while_clients_query_gives_clean_retries_and_right_answers(
         palette_index_dir, how):
     port = _free_port()
