@@ -183,3 +183,55 @@ def test_siglip_checkpoint_indexes_through_clip_path(tiny_siglip):
     assert pre.resample == ("bilinear" if kind == "siglip2-naflex" else "bicubic")
     queries = embedder.encode_queries(["a red circle"], "en")
     assert queries.shape == (1, 32) and abs(float(np.linalg.norm(queries)) - 1) < 1e-5
+
+
+def test_search_reports_siglips_own_match_probability(tiny_siglip, tmp_path,
+                                                      tiny_clip_checkpoint):
+    """Search results carry sigmoid(cos * exp(logit_scale) + logit_bias) with the checkpoint's own
+    scalars (equal to transformers' `sigmoid(logits_per_text)` for an image) through the Python
+    API, `mumur search --json` and `/api/search`; CLIP-family indexes report none."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from mumur.cli import app
+    from mumur.index import Index, build_index
+    from mumur.serve import create_app, load_resources
+
+    folder, model, tokenizer, kind = tiny_siglip
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    for i, image in enumerate(_images(4, square=True, seed=3)):
+        image.resize((32, 32)).save(corpus / f"img_{i}.png")
+    build_index([corpus], index, model=str(folder), num_workers=0, progress=False)
+
+    query = SENTENCES[1]
+    response = Index(index).search(query, k=4, exact=True)
+    assert len(response.results) == 4
+    text = tokenizer([query], padding="max_length", max_length=64, return_tensors="pt")
+    for hit in response.results:
+        pixels = _reference_pixels(kind, [Image.open(hit.path).convert("RGB")])
+        with torch.no_grad():
+            expected = torch.sigmoid(model(**text, **pixels).logits_per_text)[0, 0].item()
+        assert hit.probability == pytest.approx(expected, abs=1e-4)
+        cosine = math.log(expected / (1 - expected)) - LOGIT_BIAS  # the checkpoint's own scale
+        assert hit.score == pytest.approx(cosine / math.exp(LOGIT_SCALE), abs=1e-4)
+    assert len({round(h.probability, 4) for h in response.results}) > 1
+
+    out = CliRunner().invoke(app, ["search", query, "--index", str(index), "--json", "--exact",
+                                   "--top-k", "4"])
+    assert out.exit_code == 0, out.output
+    cli = json.loads(out.stdout)
+    assert [r["probability"] for r in cli] == [h.probability for h in response.results]
+    resources = load_resources(index)
+    with TestClient(create_app(resources)) as client:
+        hits = client.get("/api/search", params={"q": query, "k": 4, "exact": True}).json()
+    resources.index.close()
+    assert [h["probability"] for h in hits["results"]] == [h.probability for h in
+                                                             response.results]
+
+    clip_index = tmp_path / "clip-index"  # a CLIP checkpoint has no sigmoid bias: no probability
+    build_index([corpus], clip_index, model=str(tiny_clip_checkpoint[0]), num_workers=0,
+                progress=False)
+    assert {h.probability for h in Index(clip_index).search(query, k=4).results} == {None}

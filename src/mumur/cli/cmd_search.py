@@ -20,7 +20,8 @@ def format_results(response) -> str:
     for rank, r in enumerate(response.results, 1):
         when = f" @ {r.timestamp:.1f}s" if r.timestamp is not None else ""
         mark = "" if r.relevant else "  (not relevant)"
-        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}  {r.media_type:5s} "
+        p = f"  p={r.probability:.3f}" if r.probability is not None else ""
+        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}{p}  {r.media_type:5s} "
                      f"{r.path}{when}{mark}")
     language = response.language or "unknown"
     if response.language_detected:

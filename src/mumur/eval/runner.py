@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from ..data.dataset import RetrievalDataset
-from ..errors import ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError, UnsupportedLanguageError
 from ..model import branch_for_language
+from ..translate.codes import language_code
 from .metrics import (
     DEFAULT_CHUNK,
     DEFAULT_ITEM_BLOCK,
@@ -34,12 +35,13 @@ from .metrics import (
 
 __all__ = [
     "MediaStates",
-    "media_states",
+    "caption_language_code",
     "encode_dataset_media",
     "evaluate",
-    "evaluate_states",
     "evaluate_embeddings",
     "evaluate_from_config",
+    "evaluate_states",
+    "media_states",
 ]
 
 
@@ -115,10 +117,13 @@ def encode_dataset_media(model, dataset: RetrievalDataset, *, batch_size: int = 
         masks = [None] * len(paths)
         errors = []
         position = {p: i for i, p in enumerate(paths)}
+        # The vision encoder's own transform (SigLIP: squash resize, mean/std 0.5), as the index
+        # uses; CLIP's centre crop and statistics otherwise.
+        preprocess = getattr(model.vision, "preprocessor", None)
         for batch in extract_frame_features(
                 paths, model.encode_frames, num_frames=model.config.num_frames,
                 strategy=strategy, image_size=model.image_size, batch_size=batch_size,
-                num_workers=num_workers, progress=progress):
+                num_workers=num_workers, progress=progress, preprocess=preprocess):
             for k, p in enumerate(batch.paths):
                 feats[position[p]] = batch.features[k]
                 masks[position[p]] = batch.mask[k]
@@ -170,7 +175,9 @@ def evaluate_states(model, dataset: RetrievalDataset, states: MediaStates, *,
     """Metrics per language from precomputed media states (`evaluate_embeddings` per language).
 
     Returns:
-        ``{"languages": {lang: {"t2v": {...}, "v2t": {...}, "SumR": float, "branch": str}}}``.
+        ``{"languages": {lang: {"t2v": {...}, "v2t": {...}, "SumR": float, "branch": str}}}``
+        (plus ``"code"``, the language code given to a text encoder that needs one, and
+        ``"skipped_languages": {lang: reason}`` for languages that encoder has no code for).
     """
     model.eval()
     languages = languages or dataset.languages
@@ -180,13 +187,37 @@ def evaluate_states(model, dataset: RetrievalDataset, states: MediaStates, *,
         if not texts:
             raise DatasetError(f"dataset {dataset.name}/{dataset.split} has no {lang!r} captions")
         branch = branch_for_language(lang, model.query_branches())
-        text_emb = torch.cat([model.encode_text(texts[s:s + text_batch_size], branch=branch)
+        code = caption_language_code(model, branch, lang)
+        if isinstance(code, UnsupportedLanguageError):
+            out.setdefault("skipped_languages", {})[lang] = str(code)
+            continue
+        text_emb = torch.cat([model.encode_text(texts[s:s + text_batch_size], branch=branch,
+                                                language_code=code)
                               for s in range(0, len(texts), text_batch_size)])
         result = evaluate_embeddings(model, text_emb, caption_item, states, branch,
                                      protocol=protocol, caption_block=caption_block,
                                      item_block=item_block)
-        out["languages"][lang] = {**result, "branch": branch}
+        out["languages"][lang] = {**result, "branch": branch, **({"code": code} if code else {})}
     return out
+
+
+def caption_language_code(model, branch: str, language: str
+                          ) -> str | None | UnsupportedLanguageError:
+    """The code `branch`'s text encoder needs with captions in `language` (NLLB-CLIP:
+    FLORES-200, `de` -> `deu_Latn`): the dataset's caption language, as search passes the
+    query's, never an interface language.
+
+    Returns:
+        The code; None for encoders that need none; the `UnsupportedLanguageError` (returned,
+        not raised) when the encoder has no code for the language, which is then skipped.
+    """
+    family = model.language_code_family(branch)
+    if family is None:
+        return None
+    try:
+        return language_code(family, language)
+    except UnsupportedLanguageError as exc:
+        return exc
 
 
 def evaluate(model, dataset: RetrievalDataset, *, languages: list[str] | None = None,
@@ -207,12 +238,15 @@ def evaluate(model, dataset: RetrievalDataset, *, languages: list[str] | None = 
 def evaluate_from_config(config_path: str | Path) -> dict:
     """Run the evaluation described by a JSON config.
 
-    Config keys: ``model`` (a saved model folder), ``data`` (``{"benchmark", "root", "split",
-    ...adapter options}``), optional ``languages``, ``protocol``, ``batch_size``, ``num_workers``,
-    ``caption_block``, ``item_block`` (score block shape, `evaluate_embeddings`).
+    Config keys: ``model`` (a saved mumur model folder, or a backbone checkpoint evaluated
+    zero-shot as the index uses it: a hub id, a local CLIP / SigLIP folder or
+    ``open_clip:<arch>[:<pretrained>]``, frames mean-pooled, `clip_retrieval_model`), ``data``
+    (``{"benchmark", "root", "split", ...adapter options}``), optional ``text_model`` (a
+    backbone's paired multilingual text encoder, e.g. M-CLIP), ``num_frames`` (backbones, default
+    12), ``languages``, ``protocol``, ``batch_size``, ``num_workers``, ``caption_block``,
+    ``item_block`` (score block shape, `evaluate_embeddings`).
     """
     from ..data import load_benchmark
-    from ..model import load_model
 
     path = Path(config_path)
     try:
@@ -229,11 +263,29 @@ def evaluate_from_config(config_path: str | Path) -> dict:
         raise ConfigError(f"{path}: data needs 'benchmark' and 'root'")
     # Relative paths in a config are relative to the config file, not the working directory.
     root = path.parent / data.pop("root")
-    model_path = path.parent / cfg["model"]
     dataset = load_benchmark(data.pop("benchmark"), root, split=data.pop("split", "test"), **data)
-    model = load_model(model_path)
-    return evaluate(model, dataset, languages=cfg.get("languages"),
-                    protocol=cfg.get("protocol", "caption"),
-                    batch_size=cfg.get("batch_size", 16), num_workers=cfg.get("num_workers", 1),
-                    caption_block=cfg.get("caption_block", DEFAULT_CHUNK),
-                    item_block=cfg.get("item_block", DEFAULT_ITEM_BLOCK))
+    model = _config_model(path.parent, cfg)
+    result = evaluate(model, dataset, languages=cfg.get("languages"),
+                      protocol=cfg.get("protocol", "caption"),
+                      batch_size=cfg.get("batch_size", 16), num_workers=cfg.get("num_workers", 1),
+                      caption_block=cfg.get("caption_block", DEFAULT_CHUNK),
+                      item_block=cfg.get("item_block", DEFAULT_ITEM_BLOCK))
+    result["model"] = {"source": str(cfg["model"]), "text_model": cfg.get("text_model")}
+    return result
+
+
+def _config_model(folder: Path, cfg: dict):
+    """The config's model: a saved mumur model, else a backbone checkpoint (meanP, zero-shot)."""
+    from ..index.embedder import clip_retrieval_model, is_mumur_model_dir
+    from ..model import load_model
+
+    def local(name):  # a relative path names a folder beside the config; anything else as given
+        candidate = folder / name
+        return str(candidate) if name and candidate.exists() else name
+
+    source = local(str(cfg["model"]))
+    if is_mumur_model_dir(source):
+        return load_model(source)
+    text_model = cfg.get("text_model")
+    return clip_retrieval_model(source, local(text_model) if text_model else None,
+                                num_frames=int(cfg.get("num_frames", 12)))

@@ -191,6 +191,7 @@ class ModelEmbedder:
         self.dim = int(self.head.embed_dim)
         self.layout = _probe_layout(self.head, branches, int(model.vision.dim))
         self.identity = f"{kind}:{model.identity()}:{'+'.join(branches)}"
+        self.kind = kind
 
     def preprocess(self, images):
         return self.model.vision.preprocess(images)
@@ -245,6 +246,32 @@ class ModelEmbedder:
         q = self.model.encode_text(list(texts), branch=branch,
                                    language_code=language_code)  # (N, d), no grad
         return _check_2d("queries", q.float().numpy(), self.dim)
+
+    def match_probability(self, scores: np.ndarray, branch: str) -> np.ndarray | None:
+        """A sigmoid-trained checkpoint's own match probability of `branch`'s scores.
+
+        For a SigLIP-family checkpoint indexed as is (`clip_retrieval_model`), a score is the
+        cosine of the query with an item's (frame-mean) image embedding, and SigLIP reports
+        ``sigmoid(cos * exp(logit_scale) + logit_bias)`` with the checkpoint's own scalars
+        (Zhai et al. 2023, the sigmoid loss's logit; `mumur.encoders.siglip`). For an image that
+        is exactly the model's probability; for a video it is applied to the mean-pooled frames'
+        cosine, a use the model was not trained for (docs/deviations.md).
+
+        Args:
+            scores: (...,) scores from `score` or the search engine.
+            branch: the query branch they came from.
+
+        Returns:
+            Probabilities shaped as `scores`, or None when the scores are not such a checkpoint's
+            cosines (CLIP-family towers, which have no bias; a trained head's scores).
+        """
+        import torch
+
+        tower = self.model.encoders().get(f"text_{branch}")
+        if self.kind != "clip-meanpool" or getattr(tower, "logit_bias", None) is None:
+            return None
+        cosine = torch.from_numpy(np.asarray(scores, dtype=np.float32))
+        return tower.match_probability(cosine).numpy()
 
     def score(self, queries, state, mask, branch):
         import torch

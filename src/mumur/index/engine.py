@@ -46,7 +46,9 @@ ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
 @dataclass
 class SearchResult:
     """One hit. `path` is printable (U+FFFD for undecodable bytes); `timestamp` is the best
-    matching second for videos (frame with the largest attention weight), None for images."""
+    matching second for videos (frame with the largest attention weight), None for images;
+    `probability` is a sigmoid-trained checkpoint's own match probability of `score` (SigLIP's
+    ``sigmoid(score * exp(logit_scale) + logit_bias)``), None for every other model."""
 
     id: int
     path: str
@@ -55,6 +57,7 @@ class SearchResult:
     timestamp: float | None
     calibrated: float
     relevant: bool
+    probability: float | None = None
 
 
 def relevance_threshold(n_candidates: int, n_null: int | None = None,

@@ -90,7 +90,7 @@ class SearchResponse:
         return [
             {"path": r.path, "score": r.score, "media_type": r.media_type,
              "timestamp": r.timestamp, "id": r.id, "calibrated": r.calibrated,
-             "relevant": r.relevant}
+             "relevant": r.relevant, "probability": r.probability}
             for r in self.results
         ]
 
@@ -243,7 +243,18 @@ class Index:
             vector = self.embedder.encode_queries([text], chosen.branch,
                                                   language_code=chosen.code)[0]  # (d,)
         results, info = self.engine(chosen.branch).search(vector, k, media_type, exact=exact)
-        return self._response(results, info, query, start, chosen)
+        return self._response(self._with_probability(results, chosen.branch), info, query, start,
+                              chosen)
+
+    def _with_probability(self, results: list[SearchResult], branch: str) -> list[SearchResult]:
+        """`results` with the model's own match probability where it reports one (SigLIP)."""
+        reporter = getattr(self.embedder, "match_probability", None)
+        scores = np.array([r.score for r in results], dtype=np.float32)
+        probability = reporter(scores, branch) if reporter and results else None
+        if probability is None:
+            return results
+        return [replace(r, probability=round(float(p), 6))
+                for r, p in zip(results, probability)]
 
     def search_image(self, path: str | os.PathLike, k: int = 10,
                      media_type: str | None = None) -> SearchResponse:

@@ -19,80 +19,16 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import IndexCorruptError, IndexMismatchError, IndexWriteError
+from .records import MAX_ITEM_ID, MEDIA_TYPES, ItemRecord, NewItem, StoredArrays, assemble_arrays
 from .schema import DB_NAME, connect, migrate, schema_version_of
 
-__all__ = ["MAX_ITEM_ID", "IndexStore", "ItemRecord", "NewItem", "StoredArrays"]
-
-MEDIA_TYPES = ("image", "video")
-#: Item ids are SQLite rowids: positive signed 64-bit integers.
-MAX_ITEM_ID = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class ItemRecord:
-    """Per-file bookkeeping row (no arrays)."""
-
-    id: int
-    path: str
-    display_path: str
-    media_type: str
-    size: int
-    mtime_ns: int
-    hash: str | None
-
-
-@dataclass
-class NewItem:
-    """An embedded file ready to be written.
-
-    Attributes:
-        path: absolute path (surrogate-escaped str).
-        media_type: "image" | "video".
-        size, mtime_ns, hash: fingerprint from the scan.
-        timestamps: (T,) seconds of the sampled frames.
-        pooled: (d,) stage-1 vector.
-        state: (T, Ds) per-frame state.
-    """
-
-    path: str
-    media_type: str
-    size: int
-    mtime_ns: int
-    hash: str
-    timestamps: np.ndarray
-    pooled: np.ndarray
-    state: np.ndarray
-
-
-@dataclass
-class StoredArrays:
-    """Everything search needs, loaded into memory (padded to the longest item).
-
-    Attributes:
-        ids: (N,) int64 item ids.
-        paths: N display paths.
-        media_types: (N,) int8, 0 = image, 1 = video.
-        pooled: (N, d) float32.
-        state: (N, T, Ds) float32 or float16 (as stored).
-        mask: (N, T) bool, valid frames.
-        timestamps: (N, T) float32.
-        generation: the index generation these arrays reflect.
-    """
-
-    ids: np.ndarray
-    paths: list[str]
-    media_types: np.ndarray
-    pooled: np.ndarray
-    state: np.ndarray
-    mask: np.ndarray
-    timestamps: np.ndarray
-    generation: int
+# The records are defined in `records.py`; re-exported here, where callers have always found them.
+__all__ = ["MAX_ITEM_ID", "MEDIA_TYPES", "IndexStore", "ItemRecord", "NewItem", "StoredArrays"]
 
 
 def _vision_record_json(embedder) -> str:
@@ -375,25 +311,7 @@ class IndexStore:
                 ).fetchall()
             finally:
                 self._conn.execute("COMMIT")
-        n = len(rows)
-        dim, sdim = int(meta.get("pooled_dim", 0)), int(meta.get("state_dim", 0))
-        t_max = max((r[3] for r in rows), default=1)
-        arrays = StoredArrays(
-            ids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
-            paths=[r[1] for r in rows],
-            media_types=np.fromiter((MEDIA_TYPES.index(r[2]) for r in rows), np.int8, count=n),
-            pooled=np.zeros((n, dim), dtype=np.float32),
-            state=np.zeros((n, t_max, sdim), dtype=meta_dtype.newbyteorder("=")),
-            mask=np.zeros((n, t_max), dtype=bool),
-            timestamps=np.zeros((n, t_max), dtype=np.float32),
-            generation=int(meta.get("generation", 0)),
-        )
-        for i, (_, _, _, t, ts, pooled, state) in enumerate(rows):
-            arrays.pooled[i] = np.frombuffer(pooled, dtype=meta_dtype)
-            arrays.state[i, :t] = np.frombuffer(state, dtype=meta_dtype).reshape(t, sdim)
-            arrays.mask[i, :t] = True
-            arrays.timestamps[i, :t] = np.frombuffer(ts, dtype="<f4")
-        return arrays
+        return assemble_arrays(meta, rows, meta_dtype)
 
     def integrity_check(self) -> str:
         """SQLite's `PRAGMA integrity_check` result ("ok" when healthy)."""

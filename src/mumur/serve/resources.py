@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import logging
 import os
 import stat
 import threading
@@ -17,6 +18,7 @@ from ..index.store import ItemRecord
 __all__ = ["THUMB_SIZE", "Resources", "load_resources"]
 
 THUMB_SIZE = 256
+_log = logging.getLogger("mumur.serve")
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Resources:
     thumb_dir: Path
     api_key: str | None = None
     _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
+    _cache_failures: set[str] = field(default_factory=set)
 
     def check_key(self, given: str | None) -> bool:
         """Constant-time API-key check (True when no key is configured)."""
@@ -61,14 +64,21 @@ class Resources:
             return None
         return record
 
-    def thumbnail(self, record: ItemRecord) -> Path:
+    def thumbnail(self, record: ItemRecord) -> Path | bytes:
         """JPEG thumbnail (longest side `THUMB_SIZE`), cached by id + size + mtime.
+
+        A cache that cannot be written (disk full, file-size limit, read-only or forbidden
+        folder) does not fail the request: the JPEG is returned as bytes, uncached, and the
+        reason logged once per reason; the next request tries the cache again.
+
+        Returns:
+            The cached file's path, or the JPEG's bytes when caching failed.
 
         Raises:
             MediaDecodeError: the file cannot be decoded any more.
         """
         target = self.thumb_dir / f"{record.id}-{record.size}-{record.mtime_ns}.jpg"
-        if target.exists():
+        if target.is_file():
             return target
         from ..media.decode import read_frames
 
@@ -77,9 +87,17 @@ class Resources:
         image.thumbnail((THUMB_SIZE, THUMB_SIZE))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=85)
-        with self._thumb_lock:
-            self.thumb_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, buffer.getvalue())  # readers never see half a JPEG
+        try:
+            with self._thumb_lock:
+                self.thumb_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(target, buffer.getvalue())  # readers never see half a JPEG
+        except OSError as exc:  # the temporary file is gone (atomic_path); serve from memory
+            reason = exc.strerror or str(exc)
+            if reason not in self._cache_failures:
+                self._cache_failures.add(reason)
+                _log.warning("thumbnail cache %s not writable (%s): serving thumbnails "
+                             "uncached", self.thumb_dir, reason)
+            return buffer.getvalue()
         return target
 
 

@@ -6,7 +6,7 @@ import mimetypes
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from ..errors import MediaDecodeError
 from ..index.language import LANGUAGE_PATTERN
@@ -115,12 +115,14 @@ def media(item_id: int = _ITEM_ID, res: Resources = Depends(resources)) -> FileR
 
 @router.get("/thumb/{item_id}", dependencies=[Depends(require_key)],
             response_class=FileResponse, responses=_THUMB_RESPONSES)
-def thumb(item_id: int = _ITEM_ID, res: Resources = Depends(resources)) -> FileResponse:
+def thumb(item_id: int = _ITEM_ID, res: Resources = Depends(resources)) -> Response:
     """JPEG thumbnail of an indexed item (cached)."""
     record = _record_or_404(res, item_id)
     try:
         path = res.thumbnail(record)
     except MediaDecodeError as exc:
         raise HTTPException(status_code=404, detail=f"no thumbnail: {exc.reason}") from None
-    return FileResponse(path, media_type="image/jpeg",
-                        headers={"cache-control": "public, max-age=86400"})
+    headers = {"cache-control": "public, max-age=86400"}
+    if isinstance(path, bytes):  # the cache could not be written: the JPEG itself, uncached
+        return Response(path, media_type="image/jpeg", headers=headers)
+    return FileResponse(path, media_type="image/jpeg", headers=headers)

@@ -19,6 +19,10 @@ class SearchHit(BaseModel):
     timestamp: float | None
     calibrated: float = Field(description="z-score vs the query's non-matching items.")
     relevant: bool = Field(description="calibrated >= the relevance threshold.")
+    probability: float | None = Field(
+        None, ge=0, le=1, description="The model's own probability that the query matches "
+        "(sigmoid-trained checkpoints such as SigLIP / SigLIP 2: sigmoid(score * "
+        "exp(logit_scale) + logit_bias) with the checkpoint's scalars); null for other models.")
 
 
 class SearchReply(BaseModel):

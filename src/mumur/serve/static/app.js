@@ -57,7 +57,9 @@ function render(results) {
     img.loading = "lazy";
     const caption = document.createElement("figcaption");
     const when = hit.timestamp === null ? "" : ` · ▶ ${formatTime(hit.timestamp)}`;
-    caption.textContent = `${hit.score.toFixed(3)}${when}`;
+    // A sigmoid-trained model (SigLIP) states its own match probability; others give null.
+    const chance = hit.probability == null ? "" : ` · ${Math.round(hit.probability * 100)}% match`;
+    caption.textContent = `${hit.score.toFixed(3)}${chance}${when}`;
     caption.title = hit.path;
     const name = document.createElement("span");
     name.className = "name";
