@@ -82,7 +82,10 @@ class WorldClipPretrainer(nn.Module):
         Why: the motion heads downstream read where things are from frozen per-frame features,
         and zero-shot retrieval needs the shape; real CLIP gets both from web-scale data, our
         4000 steps of 128 pairs do not (probes: shape 30 %, grid column at chance)."""
-        logits = self.cells(image).view(len(image), 9, -1)  # (B, 9, sum of classes)
+        # The embedding has unit norm: scaled by sqrt(d) its components have about unit
+        # variance, so the linear head reaches confident logits without weights that weight
+        # decay would hold back (unscaled, it stayed at "every cell empty").
+        logits = self.cells(image * math.sqrt(image.shape[-1])).view(len(image), 9, -1)
         parts = torch.split(logits, list(CELL_FIELDS.values()), dim=-1)
         losses = [F.cross_entropy(p.reshape(-1, p.shape[-1]), target[..., k].reshape(-1))
                   for k, p in enumerate(parts)]
