@@ -117,3 +117,34 @@ def test_api_key(palette_index_dir):
         assert client.get(f"/api/media/{item}", params={"key": "s3cret"}).status_code == 200
         assert client.get("/api/health").status_code == 200
     resources.index.close()
+
+
+def test_media_deleted_or_replaced_after_the_check_is_served_whole(served, palette_corpus,
+                                                                  monkeypatch):
+    # The race a 500 came from: the file checked, then deleted (or replaced) before it is sent.
+    client, resources = served
+    record = next(r for r in resources.index.store.records().values()
+                  if r.path.endswith("blue_red.mp4"))
+    path = palette_corpus / "blue_red.mp4"
+    data = path.read_bytes()
+    original = type(resources).open_item
+    for change in ("delete", "replace"):
+        def racing(self, item_id, change=change):
+            opened = original(self, item_id)
+            os.unlink(path)
+            if change == "replace":
+                path.write_bytes(b"not the indexed file")
+            return opened
+
+        monkeypatch.setattr(type(resources), "open_item", racing)
+        reply = client.get(f"/api/media/{record.id}")
+        assert reply.status_code == 200 and reply.content == data
+        monkeypatch.setattr(type(resources), "open_item", original)
+        # Checked after the change: the replaced file is not the indexed one.
+        assert client.get(f"/api/media/{record.id}").status_code == 404
+        path.write_bytes(data)
+        os.utime(path, ns=(record.mtime_ns, record.mtime_ns))
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        assert client.get(f"/api/media/{record.id}").status_code == 200
+    assert len(os.listdir("/proc/self/fd")) <= fds + 2  # descriptors are closed after sending

@@ -114,7 +114,7 @@ def test_cells_loss_is_the_mean_cross_entropy_of_the_three_fields():
     target = torch.stack([torch.from_numpy(cell_targets(
         Scene("image", "snow", (_obj(SHAPES[k], COLOURS[k], x=0.1 + 0.2 * k),)), 0.0))
         for k in range(4)])
-    logits = model.cells(image).view(4, 9, -1)
+    logits = model.cells(image * 8 ** 0.5).view(4, 9, -1)  # unit norm scaled by sqrt(d)
     sizes = list(CELL_FIELDS.values())
     expected = torch.stack([F.cross_entropy(p.reshape(-1, p.shape[-1]), target[..., k].reshape(-1))
                             for k, p in enumerate(torch.split(logits, sizes, -1))]).mean()

@@ -17,6 +17,12 @@ from ..index.store import ItemRecord
 
 __all__ = ["THUMB_SIZE", "Resources", "load_resources"]
 
+
+def _unchanged(st: os.stat_result, record: ItemRecord) -> bool:
+    """A regular file with the indexed size and mtime (following links, as the scan did)."""
+    return stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (record.size,
+                                                                         record.mtime_ns)
+
 THUMB_SIZE = 256
 _log = logging.getLogger("mumur.serve")
 
@@ -59,10 +65,26 @@ class Resources:
             st = os.stat(record.path)
         except (OSError, ValueError):
             return None
-        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (record.size,
-                                                                            record.mtime_ns):
+        return record if _unchanged(st, record) else None
+
+    def open_item(self, item_id: int) -> tuple[ItemRecord, int] | None:
+        """`item`'s check made on an open file: the record and a read-only descriptor of the
+        very file that passed it (the caller closes it), or None.
+
+        Serving from this descriptor closes the window between the check and the send: a file
+        deleted or replaced after the check is still the checked file's content, never a 500.
+        """
+        record = self.index.item(item_id)
+        if record is None:
             return None
-        return record
+        try:
+            fd = os.open(record.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except (OSError, ValueError):
+            return None
+        if not _unchanged(os.fstat(fd), record):
+            os.close(fd)
+            return None
+        return record, fd
 
     def thumbnail(self, record: ItemRecord) -> Path | bytes:
         """JPEG thumbnail (longest side `THUMB_SIZE`), cached by id + size + mtime.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import os
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
@@ -109,8 +110,32 @@ def _record_or_404(res: Resources, item_id: int):
             response_class=FileResponse, responses=_MEDIA_RESPONSES)
 def media(item_id: int = _ITEM_ID, res: Resources = Depends(resources)) -> FileResponse:
     """Stream an indexed file (only ids from the index; HTTP Range supported)."""
-    record = _record_or_404(res, item_id)
-    return FileResponse(record.path, media_type=media_type_of(record))
+    opened = res.open_item(item_id)
+    if opened is None:
+        raise HTTPException(status_code=404, detail=f"no indexed media with id {item_id}")
+    record, fd = opened
+    return _OpenFileResponse(fd, record.path, media_type=media_type_of(record))
+
+
+class _OpenFileResponse(FileResponse):
+    """A `FileResponse` of an already open, already checked descriptor (closed when sent).
+
+    Starlette reopens by path; on Linux `/proc/self/fd/N` reopens the descriptor's own file, so
+    a file deleted or replaced after the check is still served whole. Elsewhere the path is
+    reopened (the check-to-send window remains there).
+    """
+
+    def __init__(self, fd: int, path: str, **kwargs):
+        proc = f"/proc/self/fd/{fd}"
+        self._fd = fd
+        super().__init__(proc if os.path.exists(proc) else path, stat_result=os.fstat(fd),
+                         **kwargs)
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self._fd)
 
 
 @router.get("/thumb/{item_id}", dependencies=[Depends(require_key)],
