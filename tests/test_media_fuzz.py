@@ -268,3 +268,27 @@ def test_long_fuzz_run(tmp_path, seeds):
     print(f"fuzzed {count} files (seed {seed}): {json.dumps(counts)}")
     bad = _bad(outcomes)
     assert not bad, {name: (what, bad[name]) for name, what in made if name in bad}
+
+
+def test_h264_frames_larger_than_the_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    # A real H.264 stream whose declared frame size exceeds the decompression-bomb limit: refused
+    # from the stream header, with no frame decoded (the MJPEG case above claims its size).
+    from mumur.errors import MediaDecodeError
+    from mumur.media import video as video_module
+    from mumur.media.decode import read_frames
+
+    path = tmp_path / "wide.mp4"
+    write_index_video(path, 2, size=(1920, 1088))
+    decoded = []
+    original = video_module._video_stream
+
+    def watched(*args, **kwargs):
+        stream = original(*args, **kwargs)
+        decoded.append(stream)
+        return stream
+
+    monkeypatch.setattr(video_module, "_video_stream", watched)
+    with pytest.raises(MediaDecodeError, match=r"too large \(1920x1088"):
+        read_frames(path, 2, max_pixels=1920 * 1088 - 1)
+    assert decoded == []  # refused inside the stream check, before any packet was read
+    assert len(read_frames(path, 2, max_pixels=1920 * 1088).frames) == 2  # at the limit: read
