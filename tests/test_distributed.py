@@ -34,7 +34,8 @@ def _run(out: Path, *, ranks: int = 1, resume: bool = False) -> list[dict]:
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         f"--nproc_per_node={ranks}"]
     cmd = [*launcher, str(WORKER), str(out)] + (["--resume"] if resume else [])
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from ..data.dataset import RetrievalDataset
-from ..errors import ConfigError
-from ..fsutil import atomic_write_json
 from ..data.feature_store import FeatureStore, store_folder, text_tag
 from ..data.features import cache_text_features, cached_frame_features
+from ..errors import ConfigError
+from ..fsutil import atomic_write_json
 from .caches import pixel_frame_cache
 from .config import ExperimentConfig, ModelSpec, TrainConfig, load_experiment_config
 from .data import (
