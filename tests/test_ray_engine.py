@@ -5,12 +5,15 @@ local engine, WebDataset tar shards as input, resume after a partial run. Needs 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import write_palette_image, write_palette_video
+from typer.testing import CliRunner
 
 from mumur.data.feature_job import (
     frame_encode_fn,
@@ -68,8 +71,8 @@ def test_tar_listing_and_member_bytes(corpus):
     assert [m.name for m in members] == ["000000.png", "000001.mp4"]  # .txt members left out
     with member_file(members[1]) as path:
         assert path.suffix == ".mp4"
-        assert path.read_bytes() == open(dict(items)[
-            next(p for p, _ in items if p.endswith("blue_green.mp4"))], "rb").read()
+        on_disk = next(p for p, _ in items if p.endswith("blue_green.mp4"))
+        assert path.read_bytes() == Path(on_disk).read_bytes()
     assert tar_media_items([tar])[0][0] == f"{tar}#000000.png"
 
 
@@ -103,3 +106,27 @@ def test_ray_feature_job_equals_the_local_engine(corpus, ray_cluster, tmp_path):
     np.testing.assert_allclose(pair[0], pair[1], rtol=1e-6)
     again = run_feature_job(items, encoder, tmp_path / "ray", T, extract=extract, progress=False)
     assert again.computed == 0 and again.skipped == len(items) - 1
+
+
+def test_cli_index_with_the_ray_engine_equals_the_local_index(tiny_mumur_model, palette_corpus,
+                                                              ray_cluster, tmp_path):
+    from mumur.cli import app
+    from mumur.index import Index
+
+    runner = CliRunner()
+    for engine in ("local", "ray"):
+        out = runner.invoke(app, ["index", str(palette_corpus), "--index", str(tmp_path / engine),
+                                  "--model", str(tiny_mumur_model), "--quiet", "--workers", "0",
+                                  "--json", "--engine", engine, "--batch-size", "4"])
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout)["indexed"] == 10
+    local, remote = Index(tmp_path / "local"), Index(tmp_path / "ray")
+    for query in ("a red circle", "ein blauer Stern"):
+        want = local.search(query, k=10, exact=True).results
+        got = remote.search(query, k=10, exact=True).results
+        assert [r.path for r in got] == [r.path for r in want]
+        np.testing.assert_allclose([r.score for r in got], [r.score for r in want], atol=1e-5)
+    # a restarted run finds everything committed
+    again = runner.invoke(app, ["index", str(palette_corpus), "--index", str(tmp_path / "ray"),
+                                "--quiet", "--json", "--engine", "ray"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["unchanged"] == 10, again.output
