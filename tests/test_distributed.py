@@ -125,3 +125,27 @@ def test_rank_batches_concatenate_to_the_global_batch():
 def test_gather_batch_is_the_identity_without_a_process_group():
     x = torch.randn(3, 2, requires_grad=True)
     assert gather_batch(x) is x
+
+
+@pytest.mark.slow
+def test_torchrun_mumur_train_matches_one_process(tmp_path):
+    """`torchrun -m mumur train CONFIG`: the experiment path (caches built by rank 0 first)."""
+    from test_train import _tiny_multi30k, _write_config
+
+    _tiny_multi30k(tmp_path / "m30k")
+    config = _write_config(tmp_path, validate=False, freeze_vision=True, batch_size=4)
+    spec = json.loads(config.read_text())
+    spec["model"]["overrides"]["dropout"] = 0.0  # see the worker's note on dropout
+    config.write_text(json.dumps(spec))
+    logs = []
+    for ranks in (1, 2):
+        out = tmp_path / f"run{ranks}"
+        launcher = [sys.executable] if ranks == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={ranks}"]
+        done = subprocess.run([*launcher, "-m", "mumur", "train", str(config), "--out", str(out)],
+                              env=_env(), cwd=tmp_path, capture_output=True, text=True,
+                              timeout=900, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        logs.append([json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()])
+    _assert_same_losses(logs[0], logs[1])
