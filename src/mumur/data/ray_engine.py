@@ -181,9 +181,9 @@ class RayFrameExtractor:
             return
         if not ray.is_initialized():
             if self.address is None and "RAY_ADDRESS" not in os.environ:
-                # A local cluster: Ray runs workers at niceness 15 by default, which starves
-                # them on a busy machine; give them this process's priority instead.
-                os.environ.setdefault("RAY_worker_niceness", str(os.nice(0)))
+                # A local cluster: Ray raises its workers' niceness by 15 by default, which
+                # starves them on a busy machine; keep this process's priority instead.
+                os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
