@@ -22,8 +22,9 @@ install: $(PY)
 	# pull a CUDA torchvision (its model factory then needs `pip install torchvision` to import).
 	$(PIP) install -q --no-deps open_clip_torch multilingual-clip
 
+# The scale extra (ray[data]) too: the Ray engine's tests run in the default suite.
 install-test: install
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,scale]"
 
 demo: install
 	$(VENV)/bin/mumur demo --out $(DEMO_OUT) --seeds 0

@@ -1,6 +1,6 @@
 """The docs name only what exists: every backticked dotted `mumur.` name in docs/INTERFACES.md
-imports, and every `mumur ...` command line in the README and docs/gpu-recipe.md uses commands and
-options the CLI has."""
+imports, and every `mumur ...` command line in the README, docs/gpu-recipe.md and
+docs/scale-out.md uses commands and options the CLI has."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def test_documented_commands_and_options_exist():
 
     root = typer.main.get_command(app)
     checked = 0
-    for path in (DOC.parents[1] / "README.md", DOC.parent / "gpu-recipe.md"):
+    for path in (DOC.parents[1] / "README.md", DOC.parent / "gpu-recipe.md",
+                 DOC.parent / "scale-out.md"):
         for words in _doc_commands(path):
             command, used = root, []
             for word in words:  # walk down groups (`mumur presets write`)

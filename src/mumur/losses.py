@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ContrastiveLoss", "LossOutput", "symmetric_infonce", "weighted_loss"]
+__all__ = [
+    "ContrastiveLoss",
+    "LossOutput",
+    "gather_batch",
+    "symmetric_infonce",
+    "training_world_size",
+    "weighted_loss",
+]
 
 
 @dataclass
@@ -108,3 +115,42 @@ class ContrastiveLoss(nn.Module):
             scalar loss.
         """
         return symmetric_infonce(self.scale() * similarity)
+
+
+def training_world_size() -> int:
+    """Processes of the initialised `torch.distributed` group (1 when there is none)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def gather_batch(x: torch.Tensor) -> torch.Tensor:
+    """The global batch of a per-rank tensor under `torch.distributed`: ranks' rows concatenated in
+    rank order, `(B_local, ...)` -> `(world * B_local, ...)`.
+
+    Tensors that need gradients go through `torch.distributed.nn.functional.all_gather`, whose
+    backward returns to each rank the sum over ranks of the gradients of its rows (open_clip's
+    `gather_features(..., gather_with_grad=True)`): with every rank computing the loss of the whole
+    global batch and DDP averaging the parameter gradients, the update equals single-process
+    training on the global batch. Other tensors (masks, frozen features) use a plain all-gather.
+    Without a process group (or with one process) `x` is returned unchanged.
+    """
+    world = training_world_size()
+    if world == 1:
+        return x
+    import torch.distributed as dist
+
+    if x.requires_grad:
+        import warnings
+
+        import torch.distributed.nn.functional as dist_fn
+
+        with warnings.catch_warnings():  # deprecated for a private API; the autograd op stays
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.cat(dist_fn.all_gather(x), dim=0)
+    # gloo has no bool collectives: gather as uint8
+    src = x.to(torch.uint8) if x.dtype == torch.bool else x.contiguous()
+    parts = [torch.empty_like(src) for _ in range(world)]
+    dist.all_gather(parts, src)
+    out = torch.cat(parts, dim=0)
+    return out.bool() if x.dtype == torch.bool else out

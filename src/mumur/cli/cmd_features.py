@@ -26,13 +26,18 @@ def _options(pairs: list[str]) -> dict:
 
 
 def features_command(
-    dataset: Annotated[str, typer.Option("--dataset", help="Benchmark name, e.g. msrvtt-9k.")],
-    root: Annotated[Path, typer.Option("--root", help="Benchmark folder (annotation files); "
-                                       "made absolute, as the cache keys are media paths.")],
     model: Annotated[str, typer.Option(
         "--model", help="Vision encoder name / folder / hub id, or a trained mumur model folder."
     )],
     out: Annotated[Path, typer.Option("--out", help="Feature cache root (train.cache_dir).")],
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Benchmark name, e.g. msrvtt-9k.")] = None,
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Benchmark folder (annotation files); made absolute, as the cache keys "
+        "are media paths.")] = None,
+    tars: Annotated[list[Path], typer.Option(
+        "--tars", help="WebDataset tar shard (img2dataset / video2dataset output) to encode "
+        "instead of a benchmark; repeatable. Keys: '<tar>#<member>'.")] = [],  # noqa: B006
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
     shard: Annotated[str, typer.Option(
         "--shard", help="K/N: this process takes items with index % N == K.")] = "0/1",
@@ -44,6 +49,16 @@ def features_command(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1,
                                             help="Files per encoder batch.")] = 16,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1...")] = "auto",
+    engine: Annotated[str, typer.Option(
+        "--engine", help="local (DataLoader workers + this process) or ray (Ray Data: decode "
+        "tasks, encoder actor pool; docs/scale-out.md).")] = "local",
+    actors: Annotated[int, typer.Option("--actors", min=1, help="Ray: encoder actors (one per "
+                                        "GPU).")] = 1,
+    gpus_per_actor: Annotated[float, typer.Option(
+        "--gpus-per-actor", min=0.0, help="Ray: GPUs per encoder actor (0: CPU actors).")] = 0.0,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="Ray: cluster address (default: RAY_ADDRESS, else a local "
+        "cluster).")] = None,
     option: Annotated[list[str], typer.Option(
         "--option", help="Benchmark adapter option KEY=VALUE (repeatable), e.g. "
         "languages='[\"en\"]'.")] = [],  # noqa: B006 (typer reads the default)
@@ -55,25 +70,43 @@ def features_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Encode a benchmark split's media with a frozen visual backbone into a feature cache."""
+    """Encode a benchmark split's media (or WebDataset tar shards) with a frozen visual backbone
+    into a feature cache."""
     from ..data import load_benchmark
     from ..data.feature_job import (
         merge_feature_caches,
         parse_shard,
         resolve_frame_encoder,
         run_feature_job,
+        tar_media_items,
         verify_feature_cache,
     )
 
-    data = load_benchmark(dataset, root.resolve(), split=split, **_options(option))
+    if (dataset is None) == (not tars) or (dataset is not None and root is None):
+        raise typer.BadParameter("give --dataset with --root, or --tars", param_hint="--dataset")
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"{engine!r}: local or ray", param_hint="--engine")
+    data = (load_benchmark(dataset, root.resolve(), split=split, **_options(option))
+            if dataset else tar_media_items(tars))
     encoder = resolve_frame_encoder(model, device=device)
-    report: dict = {"dataset": dataset, "split": split, "identity": encoder.identity,
-                    "num_frames": num_frames}
+    report: dict = {"dataset": dataset or "tars", "split": split, "identity": encoder.identity,
+                    "num_frames": num_frames, "engine": engine}
     if merge:
         report["merged_shards"] = merge_feature_caches(merge, out, encoder.identity, num_frames)
     if not verify:
+        extract = None
+        if engine == "ray":
+            import functools
+
+            from ..data.feature_job import frame_encode_fn
+            from ..data.ray_engine import RayFrameExtractor
+
+            extract = RayFrameExtractor(functools.partial(frame_encode_fn, model),
+                                        actors=actors, gpus_per_actor=gpus_per_actor,
+                                        address=ray_address)
         job = run_feature_job(data, encoder, out, num_frames, shard=parse_shard(shard),
-                              batch_size=batch_size, num_workers=workers, progress=not quiet)
+                              batch_size=batch_size, num_workers=workers, progress=not quiet,
+                              extract=extract)
         report["job"] = job.to_dict()
     check = verify_feature_cache(data, encoder.identity, out, num_frames)
     report["verify"] = {**check.to_dict(), "missing": check.missing[:20],
@@ -91,7 +124,7 @@ def features_command(
             for media_id, path, reason in j["errors"][:5]:
                 typer.echo(f"  failed: {path}: {reason}")
         state = "complete" if check.complete else f"{len(check.missing)} missing"
-        typer.echo(f"{dataset}/{split}: {check.cached}/{check.total} items cached ({state}) in "
+        typer.echo(f"{dataset or 'tars'}/{split}: {check.cached}/{check.total} items cached ({state}) in "
                    f"{check.folder}")
     if verify and not check.complete:
         raise typer.Exit(code=1)

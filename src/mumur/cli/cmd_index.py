@@ -26,13 +26,22 @@ def index_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     wait: bool = typer.Option(False, "--wait", help="If another index run is writing this "
                               "index, wait for it to finish instead of refusing."),
+    engine: str = typer.Option("local", "--engine", help="local, or ray (Ray Data decode tasks "
+                               "and an encoder actor pool; docs/scale-out.md)."),
+    actors: int = typer.Option(1, "--actors", min=1, help="Ray: encoder actors (one per GPU)."),
+    gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0,
+                                         help="Ray: GPUs per encoder actor (0: CPU actors)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="Ray: cluster address "
+                                           "(default: RAY_ADDRESS, else a local cluster)."),
 ) -> None:
     """Index images and videos (new files embedded, modified re-embedded, deleted removed)."""
     from ..index import build_index
 
     report = build_index(paths, index, model, text_model=text_model, batch_size=batch_size,
                          num_workers=workers, fp16=fp16, progress=not quiet,
-                         wait=wait)
+                         wait=wait, engine=engine,
+                         ray_options={"actors": actors, "gpus_per_actor": gpus_per_actor,
+                                      "address": ray_address})
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if json_out else report.summary())
 
 

@@ -1,4 +1,4 @@
-"""`mumur search QUERY --index DIR [--top-k K] [--type image|video] [--exact] [--json]
+"""`mumur search QUERY --index DIR [--index DIR2 ...] [--top-k K] [--type image|video] [--exact] [--json]
 [--image PATH] [--lang CODE]`."""
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def format_results(response) -> str:
 
 def search_command(
     query: str | None = typer.Argument(None, help="Query text, in any language."),
-    index: Path = typer.Option(..., "--index", help="Index folder."),
+    index: list[Path] = typer.Option(..., "--index", help="Index folder; repeat it to search "
+                                     "the shards of one index as one."),
     top_k: int = typer.Option(10, "--top-k", "-k", min=1, max=1000, help="Results to show."),
     media_type: str | None = typer.Option(None, "--type", help="image or video."),
     exact: bool = typer.Option(False, "--exact", help="Score every item exactly (no shortlist)."),
@@ -47,11 +48,11 @@ def search_command(
 ) -> None:
     """Search an index by text (any language) or by an example image."""
     from ..errors import QueryError
-    from ..index import Index
+    from ..index.sharded import open_index
 
     if (query is None) == (image is None):
         raise QueryError(query, "give either QUERY text or --image PATH")
-    idx = Index(index, model=model)
+    idx = open_index(index, model=model)
     try:
         if image is not None:
             response = idx.search_image(image, k=top_k, media_type=media_type)

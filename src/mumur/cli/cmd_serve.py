@@ -1,4 +1,4 @@
-"""`mumur serve --index DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY]`."""
+"""`mumur serve --index DIR [--index DIR2 ...] [--host 127.0.0.1] [--port 8000] [--api-key KEY]`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ __all__ = ["register"]
 
 
 def serve_command(
-    index: Path = typer.Option(..., "--index", help="Index folder."),
+    index: list[Path] = typer.Option(..., "--index", help="Index folder; repeat it to serve "
+                                     "the shards of one index as one."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port."),
     api_key: str | None = typer.Option(None, "--api-key", envvar="MUMUR_API_KEY",
@@ -19,8 +20,9 @@ def serve_command(
     """Serve the search API and the web UI (http://HOST:PORT/)."""
     from ..serve import serve
 
-    typer.echo(f"serving {index} on http://{host}:{port}/ (API docs: /docs)")
-    serve(index, host=host, port=port, api_key=api_key)
+    shown = ", ".join(map(str, index))
+    typer.echo(f"serving {shown} on http://{host}:{port}/ (API docs: /docs)")
+    serve(index if len(index) > 1 else index[0], host=host, port=port, api_key=api_key)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError, FeatureCacheError
+from ..fsutil import atomic_path
 from .dataset import RetrievalDataset
 from .feature_store import FeatureStore, frame_tag, store_folder
 from .features import cache_features
-from ..errors import ConfigError, FeatureCacheError
-from ..fsutil import atomic_path
+from .frame_batches import MediaSource
+from .webdataset import TarMember, list_tar_media
 
 __all__ = [
     "FeatureJobReport",
@@ -35,10 +37,12 @@ __all__ = [
     "VerifyReport",
     "dataset_media_items",
     "feature_cache_folder",
+    "frame_encode_fn",
     "merge_feature_caches",
     "parse_shard",
     "resolve_frame_encoder",
     "run_feature_job",
+    "tar_media_items",
     "verify_feature_cache",
 ]
 
@@ -148,13 +152,14 @@ def dataset_media_items(dataset: RetrievalDataset) -> list[tuple[str, str]]:
     return list(zip(paths, paths))
 
 
-def resolve_frame_encoder(name_or_path: str, device: str = "auto") -> FrameEncoder:
+def resolve_frame_encoder(name_or_path: str, device: str = "auto", **options) -> FrameEncoder:
     """The visual backbone of a trained mumur model folder, or any vision encoder spec.
 
     Args:
         name_or_path: a folder written by `RetrievalModel.save` (its `vision` encoder is used) or
             a name / folder / hub id for `mumur.load_encoder(..., modality="vision")`.
         device: `auto` (cuda when available), `cpu`, `cuda`, `cuda:1`...
+        **options: encoder options for `load_encoder` (e.g. a scratch encoder's sizes).
 
     Returns:
         the `FrameEncoder`.
@@ -176,7 +181,7 @@ def resolve_frame_encoder(name_or_path: str, device: str = "auto") -> FrameEncod
         if vision is None:
             raise ConfigError(f"{name_or_path}: this model has no vision encoder")
     else:
-        vision = load_encoder(name_or_path, modality="vision")
+        vision = load_encoder(name_or_path, modality="vision", **options)
     vision = vision.to(dev).eval()
 
     @torch.no_grad()
@@ -186,13 +191,26 @@ def resolve_frame_encoder(name_or_path: str, device: str = "auto") -> FrameEncod
     return FrameEncoder(encode, vision.identity, int(getattr(vision, "image_size", 224)))
 
 
-def run_feature_job(dataset: RetrievalDataset, encoder: FrameEncoder, cache_root: str | Path,
-                    num_frames: int, *, shard: tuple[int, int] = (0, 1), batch_size: int = 16,
-                    num_workers: int | None = None, progress: bool = True) -> FeatureJobReport:
+def frame_encode_fn(name_or_path: str, device: str = "auto", **options):
+    """`resolve_frame_encoder(...).encode`: the encoder factory the Ray engine's actors call
+    (`functools.partial(frame_encode_fn, model, **options)`)."""
+    return resolve_frame_encoder(name_or_path, device, **options).encode
+
+
+def tar_media_items(tars) -> list[tuple[str, TarMember]]:
+    """`(id, TarMember)` per sample of WebDataset tar shards (`mumur.data.webdataset`)."""
+    return [(str(m), m) for m in list_tar_media(tars)]
+
+
+def run_feature_job(dataset: RetrievalDataset | Sequence[tuple[str, MediaSource]],
+                    encoder: FrameEncoder, cache_root: str | Path, num_frames: int, *,
+                    shard: tuple[int, int] = (0, 1), batch_size: int = 16,
+                    num_workers: int | None = None, progress: bool = True,
+                    extract=None) -> FeatureJobReport:
     """Encode this shard's items of `dataset` into the cache (resumable: cached items skipped).
 
     Args:
-        dataset: the benchmark split.
+        dataset: the benchmark split, or `(id, source)` items (e.g. `tar_media_items`).
         encoder: from `resolve_frame_encoder` (or any `FrameEncoder`).
         cache_root: cache root; the folder is `feature_cache_folder(...)`.
         num_frames: T (uniformly sampled segment centres; images give one frame).
@@ -200,16 +218,19 @@ def run_feature_job(dataset: RetrievalDataset, encoder: FrameEncoder, cache_root
         batch_size: files per encoder batch.
         num_workers: decode worker processes.
         progress: progress bar.
+        extract: the engine (default: local; `mumur.data.ray_engine.RayFrameExtractor`).
 
     Returns:
         the `FeatureJobReport`.
     """
     folder = feature_cache_folder(cache_root, encoder.identity, num_frames)
-    items = dataset_media_items(dataset)
+    items = (dataset_media_items(dataset) if isinstance(dataset, RetrievalDataset)
+             else list(dataset))
     k, n = shard
     report = cache_features(items, encoder.encode, folder, encoder.identity, num_frames,
                             _STRATEGY, image_size=encoder.image_size, batch_size=batch_size,
-                            num_workers=num_workers, shard=shard, progress=progress)
+                            num_workers=num_workers, shard=shard, progress=progress,
+                            extract=extract)
     cache = FeatureStore.for_frames(folder, encoder.identity, num_frames, _STRATEGY,
                                     create=False)
     cached = sum(1 for mid, _ in items if cache.has(mid))
@@ -218,12 +239,12 @@ def run_feature_job(dataset: RetrievalDataset, encoder: FrameEncoder, cache_root
                             report.skipped, list(report.errors), cached)
 
 
-def verify_feature_cache(dataset: RetrievalDataset, identity: str, cache_root: str | Path,
+def verify_feature_cache(dataset: RetrievalDataset | Sequence[tuple[str, MediaSource]], identity: str, cache_root: str | Path,
                          num_frames: int) -> VerifyReport:
     """Check that every item of `dataset` is in the cache.
 
     Args:
-        dataset: the benchmark split.
+        dataset: the benchmark split, or `(id, source)` items.
         identity: encoder identity the features were made with.
         cache_root: cache root.
         num_frames: T.
@@ -235,7 +256,8 @@ def verify_feature_cache(dataset: RetrievalDataset, identity: str, cache_root: s
         FeatureCacheMismatchError: the folder holds another identity or frame count.
     """
     folder = feature_cache_folder(cache_root, identity, num_frames)
-    ids = [mid for mid, _ in dataset_media_items(dataset)]
+    ids = [mid for mid, _ in (dataset_media_items(dataset) if isinstance(dataset, RetrievalDataset)
+                              else dataset)]
     if not (folder / "cache.json").exists() and not any(folder.glob("shard-*.safetensors")):
         return VerifyReport(str(folder), len(ids), 0, ids, 0, None)
     cache = FeatureStore.for_frames(folder, identity, num_frames, _STRATEGY, create=False)

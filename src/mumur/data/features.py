@@ -12,18 +12,25 @@ from __future__ import annotations
 import os
 import random
 import sys
-import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import DatasetError, MediaDecodeError
-from ..media.decode import read_frames
+from ..errors import DatasetError
 from ..media.transforms import CLIP_MEAN, CLIP_STD, ClipPreprocess
 from .feature_store import FeatureStore, as_float32_array, frame_tag, store_folder, text_key
+from .frame_batches import (
+    EncodeFn,
+    FeatureBatch,
+    MediaSource,
+    collate_decoded,
+    decode_media,
+    encode_decoded,
+)
+from .webdataset import TarMember
 
 __all__ = [
     "CacheReport",
@@ -32,45 +39,18 @@ __all__ = [
     "cache_text_features",
     "cached_frame_features",
     "cached_frame_rows",
+    "decode_media",
+    "encode_decoded",
     "extract_frame_features",
 ]
 
-EncodeFn = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
-
-
-@dataclass
-class FeatureBatch:
-    """Frame features of the files of one batch that decoded.
-
-    Attributes:
-        paths: the B files (in input order) with features.
-        features: `(B, T, D)` float32; rows past `mask` are zero.
-        mask: `(B, T)` bool, True for real frames (an image has one).
-        timestamps: `(B, T)` float32 seconds of each frame (0 for images and padding).
-        errors: `(path, reason)` for files of this batch that failed to decode (not in `paths`).
-        indices: `(B,)` int64 positions of `paths` in the input sequence.
-    """
-
-    paths: list[str]
-    features: np.ndarray
-    mask: np.ndarray
-    timestamps: np.ndarray
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-
-def _item_rng(seed: int, path: str) -> np.random.Generator:
-    # Keyed by (seed, path) so `random` sampling does not depend on worker count, batch order,
-    # sharding or resumption.
-    return np.random.default_rng([seed, zlib.crc32(path.encode("utf-8"))])
-
 
 class _FrameDataset(torch.utils.data.Dataset):
-    """Reader: path -> normalised pixels `(n, 3, S, S)`, timestamps, or a decode error."""
+    """Reader: source -> `decode_media`."""
 
-    def __init__(self, paths: Sequence[str], num_frames: int, strategy: str,
+    def __init__(self, paths: Sequence[MediaSource], num_frames: int, strategy: str,
                  preprocess: ClipPreprocess, seed: int, decode_options: dict):
-        self.paths = [str(p) for p in paths]
+        self.paths = [p if isinstance(p, TarMember) else str(p) for p in paths]
         self.num_frames, self.strategy, self.seed = num_frames, strategy, seed
         self.preprocess = preprocess
         self.decode_options = decode_options
@@ -79,35 +59,8 @@ class _FrameDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> dict:
-        path = self.paths[i]
-        rng = _item_rng(self.seed, path) if self.strategy == "random" else None
-        try:
-            frames = read_frames(path, self.num_frames, self.strategy, rng, **self.decode_options)
-            pixels = self.preprocess(frames.frames)  # (n, 3, S, S)
-        except MediaDecodeError as e:
-            return {"index": i, "path": path, "error": e.reason}
-        return {"index": i, "path": path, "pixels": pixels,
-                "timestamps": np.asarray(frames.timestamps, dtype=np.float32)}
-
-
-def _collate(num_frames: int) -> Callable[[list[dict]], dict]:
-    def collate(items: list[dict]) -> dict:
-        ok = [it for it in items if "error" not in it]
-        counts = [len(it["timestamps"]) for it in ok]
-        timestamps = np.zeros((len(ok), num_frames), dtype=np.float32)  # (B, T)
-        for row, it in enumerate(ok):
-            timestamps[row, : counts[row]] = it["timestamps"]
-        pixels = torch.cat([it["pixels"] for it in ok]) if ok else None  # (sum n, 3, S, S)
-        return {
-            "indices": np.asarray([it["index"] for it in ok], dtype=np.int64),
-            "paths": [it["path"] for it in ok],
-            "counts": counts,
-            "timestamps": timestamps,
-            "pixels": pixels,
-            "errors": [(it["path"], it["error"]) for it in items if "error" in it],
-        }
-
-    return collate
+        return decode_media(self.paths[i], i, self.num_frames, self.strategy, self.preprocess,
+                            self.seed, self.decode_options)
 
 
 class _WorkerInit:
@@ -147,14 +100,15 @@ def extract_frame_features(paths: Sequence, encode_frames: EncodeFn, num_frames:
                            mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
                            progress: bool = False,
                            preprocess: ClipPreprocess | None = None) -> Iterator[FeatureBatch]:
-    """Decode, preprocess and encode media files in batches, skipping files that fail.
+    """Decode, preprocess and encode media files in batches, skipping files that fail (the local
+    engine; `mumur.data.ray_engine` is the Ray one).
 
     Decoding and CLIP preprocessing run in `num_workers` DataLoader worker processes, overlapped
     with `encode_frames` in this process. Videos give `num_frames` frames (sampled per
     `mumur.media.decode.read_frames`), images one (mask True only at t=0).
 
     Args:
-        paths: media files.
+        paths: media files (or `TarMember`s of WebDataset shards).
         encode_frames: `(n, 3, S, S)` float pixel tensor -> `(n, D)` features (tensor or array);
             called under `torch.no_grad()`.
         num_frames: T, frames per video.
@@ -191,39 +145,12 @@ def extract_frame_features(paths: Sequence, encode_frames: EncodeFn, num_frames:
         loader_kw = {"prefetch_factor": prefetch_factor, "worker_init_fn": _WorkerInit(seed),
                      "persistent_workers": False}
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                         num_workers=workers, collate_fn=_collate(num_frames),
+                                         num_workers=workers, collate_fn=collate_decoded(num_frames),
                                          **loader_kw)
     with tqdm(total=len(dataset), desc="frames", unit="file", disable=not progress) as bar:
         for batch in loader:
-            yield _encode_batch(batch, encode_frames, num_frames, on_error)
+            yield encode_decoded(batch, encode_frames, num_frames, on_error)
             bar.update(len(batch["paths"]) + len(batch["errors"]))
-
-
-def _encode_batch(batch: dict, encode_frames: EncodeFn, num_frames: int,
-                  on_error: str) -> FeatureBatch:
-    """Mapper: run the encoder on one collated batch and scatter frames into `(B, T, D)`."""
-    if on_error == "raise" and batch["errors"]:
-        path, reason = batch["errors"][0]
-        raise MediaDecodeError(path, reason)
-    counts = batch["counts"]
-    b, dim = len(counts), 0
-    if b:
-        with torch.no_grad():
-            out = encode_frames(batch["pixels"])  # (sum n, D)
-        flat = as_float32_array(out)
-        if flat.ndim != 2 or flat.shape[0] != sum(counts):
-            raise ValueError(f"encode_frames returned shape {flat.shape}, expected "
-                             f"({sum(counts)}, D)")
-        dim = flat.shape[1]
-    features = np.zeros((b, num_frames, dim), dtype=np.float32)  # (B, T, D)
-    mask = np.zeros((b, num_frames), dtype=bool)  # (B, T)
-    start = 0
-    for row, n in enumerate(counts):
-        features[row, :n] = flat[start:start + n]
-        mask[row, :n] = True
-        start += n
-    return FeatureBatch(batch["paths"], features, mask, batch["timestamps"], batch["errors"],
-                        batch["indices"])
 
 
 @dataclass
@@ -248,7 +175,7 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
                    seed: int = 0, shard: tuple[int, int] = (0, 1), flush_every: int = 1024,
                    progress: bool = True, decode_options: dict | None = None,
                    mean: Sequence[float] = CLIP_MEAN,
-                   std: Sequence[float] = CLIP_STD) -> CacheReport:
+                   std: Sequence[float] = CLIP_STD, extract=None) -> CacheReport:
     """Fill a frame `FeatureStore` with the frame features of `items`, computing only missing ones.
 
     Resumable: items already in the cache are skipped, and every `flush_every` items a shard is
@@ -257,7 +184,7 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
     machines sharing the folder) can split the work.
 
     Args:
-        items: `(media_id, path)` pairs.
+        items: `(media_id, path)` pairs (a path may be a `TarMember`).
         encode_frames: `(n, 3, S, S)` pixels -> `(n, D)` features.
         cache_dir: cache folder (created when missing).
         identity: encoder identity string tagging the cache.
@@ -273,6 +200,8 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
         decode_options: extra `read_frames` options.
         mean: normalisation mean of the encoder (CLIP's by default).
         std: normalisation std of the encoder (CLIP's by default).
+        extract: the engine: a callable with `extract_frame_features`'s arguments (default:
+            that function, the local engine; `mumur.data.ray_engine.RayFrameExtractor`).
 
     Returns:
         `CacheReport`.
@@ -285,16 +214,17 @@ def cache_features(items: Sequence[tuple[str, str]], encode_frames: EncodeFn, ca
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard}")
     cache = FeatureStore.for_frames(cache_dir, identity, num_frames, strategy,
                                     shard_size=flush_every)
-    mine = [(mid, str(p)) for i, (mid, p) in enumerate(items) if i % n == k]
+    mine = [(mid, p if isinstance(p, TarMember) else str(p))
+            for i, (mid, p) in enumerate(items) if i % n == k]
     todo = [(mid, p) for mid, p in mine if not cache.has(mid)]
     report = CacheReport(computed=0, skipped=len(mine) - len(todo), errors=[])
     bar = tqdm(total=len(todo), desc=f"features {k}/{n}" if n > 1 else "features",
                unit="file", disable=not progress)
-    path_id = {p: mid for mid, p in todo}
+    path_id = {str(p): mid for mid, p in todo}
     try:
-        batches = extract_frame_features([p for _, p in todo], encode_frames, num_frames,
-                                         strategy, image_size, batch_size, num_workers, seed,
-                                         decode_options=decode_options, mean=mean, std=std)
+        batches = (extract or extract_frame_features)(
+            [p for _, p in todo], encode_frames, num_frames, strategy, image_size, batch_size,
+            num_workers, seed, decode_options=decode_options, mean=mean, std=std)
         for batch in batches:
             ids = [todo[i][0] for i in batch.indices]
             cache.put(ids, features=batch.features, mask=batch.mask, timestamps=batch.timestamps)

@@ -15,6 +15,7 @@ committed files as unchanged and embeds only the rest. Paths are UNIQUE, so noth
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -22,12 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError
 from .embedder import Embedder, load_embedder
 from .lock import writer_lock
 from .scan import MediaFile, SkippedFile, display_path, fingerprint, scan_media
 from .store import IndexStore, NewItem
 
-__all__ = ["IndexPlan", "IndexReport", "build_index", "plan_changes"]
+__all__ = ["IndexPlan", "IndexReport", "build_index", "embedder_encode_fn", "plan_changes"]
 
 
 @dataclass
@@ -169,6 +171,8 @@ def build_index(
     fp16: bool = False,
     progress: bool = True,
     wait: bool = False,
+    engine: str = "local",
+    ray_options: dict | None = None,
 ) -> IndexReport:
     """Index media under `paths` into `index_dir` (create, update, or resume).
 
@@ -187,6 +191,10 @@ def build_index(
         progress: show a progress bar with ETA on stderr.
         wait: when another run is writing this index, wait for it (a message on stderr) instead
             of refusing; the run then finds that run's files unchanged.
+        engine: "local" (DataLoader decode workers, the model in this process) or "ray" (Ray
+            Data decode tasks and an actor pool holding the model, each actor loading it from
+            the model source; `mumur.data.ray_engine`). Both commit here, per batch.
+        ray_options: `RayFrameExtractor` options (`actors`, `gpus_per_actor`, `address`, ...).
 
     Returns:
         `IndexReport`.
@@ -198,15 +206,20 @@ def build_index(
     start = time.perf_counter()
     with writer_lock(index_dir, wait=wait, on_wait=lambda msg: print(msg, file=sys.stderr)):
         report = _build_locked(paths, index_dir, model, embedder, text_model, batch_size,
-                               num_workers, fp16, progress)
+                               num_workers, fp16, progress, engine, ray_options or {})
     report.seconds = time.perf_counter() - start
     return report
 
 
 def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num_workers, fp16,
-                  progress) -> IndexReport:
+                  progress, engine, ray_options) -> IndexReport:
     from ..data.features import extract_frame_features
 
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"engine {engine!r}: local or ray")
+    if engine == "ray" and embedder is not None:
+        raise ConfigError("the ray engine loads the model in each actor: give a model source, "
+                          "not an embedder object")
     store = IndexStore(index_dir, create=True)
     note = None
     try:
@@ -233,7 +246,15 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
         todo = {f.path: (f, digest, is_update) for f, digest, is_update in plan.embed}
         bar = _progress(len(todo), progress)
         try:
-            batches = extract_frame_features(
+            extract = extract_frame_features
+            if engine == "ray":
+                from ..data.ray_engine import RayFrameExtractor
+
+                factory = functools.partial(embedder_encode_fn, embedder.source,
+                                            getattr(embedder, "text_source", None),
+                                            embedder.num_frames)
+                extract = RayFrameExtractor(factory, **ray_options)
+            batches = extract(
                 list(todo), embedder.encode_frames, num_frames=embedder.num_frames,
                 strategy=embedder.frame_sampling, batch_size=batch_size, num_workers=num_workers,
                 image_size=embedder.image_size,
@@ -248,6 +269,14 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
     finally:
         store.close()
     return report
+
+
+def embedder_encode_fn(source: str, text_model: str | None, num_frames: int, device: str):
+    """The frame encoder of `load_embedder(source, ...)` on `device`: what each Ray actor of
+    `build_index(..., engine="ray")` builds once."""
+    embedder = load_embedder(source, text_model=text_model, num_frames=num_frames)
+    embedder.model.to(device)
+    return embedder.encode_frames
 
 
 def _commit_batch(store: IndexStore, embedder: Embedder, batch, todo, report: IndexReport):

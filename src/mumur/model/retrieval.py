@@ -16,7 +16,7 @@ from ..config import replace_config, write_json
 from ..errors import ConfigError
 from ..heads import BRANCHES, RetrievalHead
 from ..heads.base import HeadInputs, check_branch
-from ..losses import LossOutput
+from ..losses import LossOutput, gather_batch, training_world_size
 from .spec import (
     CONFIG_FILE,
     ENCODER_SLOTS,
@@ -205,6 +205,8 @@ class RetrievalModel(nn.Module):
             inputs.text_features[branch] = feats  # (B, Dt)
             inputs.text[branch] = self.head.text_embed(feats, branch)  # (B, d)
         inputs.extra = {k: v for k, v in batch.items() if k not in _STANDARD_BATCH_KEYS}
+        if self.training and training_world_size() > 1:
+            inputs = _global_batch(inputs)
         return self.head.loss(inputs)
 
     def _batch_frames(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -279,3 +281,17 @@ def _update_digest(digest, module: nn.Module) -> None:
         digest.update(t.view(torch.uint8).numpy().tobytes())
 
 
+
+
+def _global_batch(inputs: HeadInputs) -> HeadInputs:
+    """Data-parallel training (torchrun): every rank's head inputs gathered into the global batch
+    (with gradients), so the contrastive loss sees every rank's items and texts as negatives, as
+    single-process training on the global batch does. Extra entries are gathered when they are
+    tensors with one row per item; others stay per rank."""
+    local = inputs.frames_ctx.shape[0]
+    return HeadInputs(
+        gather_batch(inputs.frames_ctx), gather_batch(inputs.mask),
+        {b: gather_batch(t) for b, t in inputs.text.items()},
+        {b: gather_batch(t) for b, t in inputs.text_features.items()},
+        {k: gather_batch(v) if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == local
+         else v for k, v in inputs.extra.items()})

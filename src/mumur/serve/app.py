@@ -78,11 +78,11 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(resources: Resources | str | os.PathLike, api_key: str | None = None) -> FastAPI:
+def create_app(resources: Resources | str | os.PathLike | list, api_key: str | None = None) -> FastAPI:
     """Build the app.
 
     Args:
-        resources: loaded `Resources`, or an index folder to load.
+        resources: loaded `Resources`, or an index folder (or a list of shard folders) to load.
         api_key: API key (only when `resources` is a folder).
 
     Returns:
@@ -129,12 +129,12 @@ def create_app(resources: Resources | str | os.PathLike, api_key: str | None = N
     return app
 
 
-def serve(index_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
+def serve(index_dir: str | os.PathLike | list, host: str = "127.0.0.1", port: int = 8000,
           api_key: str | None = None) -> None:
     """Load the index and run the API + web UI with uvicorn (blocks).
 
     Args:
-        index_dir: index folder.
+        index_dir: index folder, or the shard folders of one index.
         host, port: where to listen.
         api_key: require this X-API-Key on /api routes (health excepted).
     """

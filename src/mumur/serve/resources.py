@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..fsutil import atomic_write_bytes
 from ..index import Index
+from ..index.sharded import ShardedIndex, open_index
 from ..index.store import ItemRecord
 
 __all__ = ["THUMB_SIZE", "Resources", "load_resources"]
@@ -32,12 +33,13 @@ class Resources:
     """Shared server state.
 
     Attributes:
-        index: the opened `Index` (its matrix cache follows concurrent index runs).
+        index: the opened `Index` (its matrix cache follows concurrent index runs), or a
+            `ShardedIndex` over several index folders.
         thumb_dir: folder of cached JPEG thumbnails.
         api_key: required X-API-Key (None: open).
     """
 
-    index: Index
+    index: Index | ShardedIndex
     thumb_dir: Path
     api_key: str | None = None
     _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,21 +125,22 @@ class Resources:
         return target
 
 
-def load_resources(index_dir: str | os.PathLike, embedder=None, api_key: str | None = None,
+def load_resources(index_dir: str | os.PathLike | list, embedder=None, api_key: str | None = None,
                    thumb_dir: str | os.PathLike | None = None) -> Resources:
     """Open the index and load its query model (so the first search is not slow).
 
     Args:
-        index_dir: index folder.
+        index_dir: index folder, or several (the shards of one index, searched as one).
         embedder: query embedder (default: the index's recorded model).
         api_key: require this X-API-Key on /api routes (health excepted).
-        thumb_dir: thumbnail cache (default: INDEX/thumbs).
+        thumb_dir: thumbnail cache (default: INDEX/thumbs, of the first shard).
 
     Returns:
         `Resources`.
     """
-    index = Index(index_dir, embedder=embedder)
+    index = open_index(index_dir, embedder=embedder)
     index.warm_up()  # load now: fail at startup, not on the first request
-    return Resources(index=index, thumb_dir=Path(thumb_dir or Path(index_dir) / "thumbs"),
+    first = index_dir if isinstance(index_dir, (str, os.PathLike)) else index_dir[0]
+    return Resources(index=index, thumb_dir=Path(thumb_dir or Path(first) / "thumbs"),
                      api_key=api_key)
 

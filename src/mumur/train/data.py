@@ -345,9 +345,22 @@ class TrainBatches:
 
     def batch(self, epoch: int, index: int) -> dict:
         """Batch `index` of `epoch`: media tensors, mask, and texts or text features per branch."""
+        return self._build(self._batch_examples(epoch, index), epoch)
+
+    def rank_batch(self, epoch: int, index: int, rank: int, world: int) -> dict:
+        """Rank `rank`'s contiguous part (of `world` equal parts) of `batch(epoch, index)`, built
+        alone (data-parallel training, `mumur.train.distributed`)."""
+        from .distributed import rank_rows
+
+        examples = self._batch_examples(epoch, index)
+        return self._build(examples[rank_rows(len(examples), rank, world)], epoch)
+
+    def _batch_examples(self, epoch: int, index: int) -> list[TrainExample]:
         if not 0 <= index < self.num_batches():
             raise IndexError(f"batch {index} out of range (0..{self.num_batches() - 1})")
-        examples = self._examples(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        return self._examples(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+
+    def _build(self, examples: list[TrainExample], epoch: int) -> dict:
         items = [ex.item for ex in examples]
         # Each pair of an item draws its own frames (`pair` is None with epoch_unit="video").
         rngs = [np.random.default_rng([self.sampler.seed, epoch, _FRAMES, ex.item]

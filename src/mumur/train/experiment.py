@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from ..data.dataset import RetrievalDataset
-from ..errors import ConfigError
-from ..fsutil import atomic_write_json
 from ..data.feature_store import FeatureStore, store_folder, text_tag
 from ..data.features import cache_text_features, cached_frame_features
+from ..errors import ConfigError
+from ..fsutil import atomic_write_json
 from .caches import pixel_frame_cache
 from .config import ExperimentConfig, ModelSpec, TrainConfig, load_experiment_config
 from .data import (
@@ -29,6 +29,7 @@ from .data import (
     TextFeatureTable,
     TrainBatches,
 )
+from .distributed import init_distributed, rank_device, rank_zero_first
 from .runtime import resolve_device, seed_everything
 from .trainer import Trainer, TrainResult
 
@@ -241,6 +242,7 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
                      resume: bool = False) -> TrainResult:
     """Train a parsed `ExperimentConfig` (see `train_from_config`)."""
     cfg = exp.train
+    init_distributed(cfg.device)  # joins the torchrun process group, if any
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"model": dataclasses.asdict(exp.model), "data": dataclasses.asdict(exp.data),
@@ -256,7 +258,7 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
     model = build_model(exp.model, cfg)
     if model.vision is None:
         raise ConfigError("model.encoders.vision: training needs a vision encoder")
-    model.to(resolve_device(cfg.device))
+    model.to(rank_device(resolve_device(cfg.device)))
     train_ds = _load_split(exp, exp.data.train_split, "train_split")
     val_ds = (_load_split(exp, exp.data.val_split, "val_split")
               if exp.data.val_split and cfg.validate else None)
@@ -270,28 +272,29 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
 
     sampler = CaptionSampler(train_ds, ml_languages=cfg.ml_languages, en_only=cfg.en_only,
                              en_only_ml=cfg.en_only_ml, seed=cfg.seed, epoch_unit=cfg.epoch_unit)
-    frames = _frame_source(model, train_ds, frozen["vision"], num_frames,
-                           num_frames * cfg.frames_per_segment, cache_dir, cfg)
-    datasets = [train_ds] + ([val_ds] if val_ds is not None else [])
-    tables = _text_tables(model, sampler, datasets, frozen, cache_dir, cfg)
-    train_data = TrainBatches(sampler, frames, cfg.batch_size, frame_sampling=sampling,
-                              text_en=tables["en"], text_ml=tables["ml"],
-                              drop_last=cfg.drop_last)
+    with rank_zero_first():  # torchrun: rank 0 fills the caches, the others then read them
+        frames = _frame_source(model, train_ds, frozen["vision"], num_frames,
+                               num_frames * cfg.frames_per_segment, cache_dir, cfg)
+        datasets = [train_ds] + ([val_ds] if val_ds is not None else [])
+        tables = _text_tables(model, sampler, datasets, frozen, cache_dir, cfg)
+        train_data = TrainBatches(sampler, frames, cfg.batch_size, frame_sampling=sampling,
+                                  text_en=tables["en"], text_ml=tables["ml"],
+                                  drop_last=cfg.drop_last)
 
-    evaluate_fn = val_data = None
-    if val_ds is not None:
-        val_frames = _frame_source(model, val_ds, frozen["vision"], num_frames, num_frames,
-                                   cache_dir, cfg)
-        if cfg.selection_metric == "val_loss":
-            val_sampler = CaptionSampler(val_ds, ml_languages=cfg.ml_languages,
-                                         en_only=cfg.en_only, en_only_ml=cfg.en_only_ml,
-                                         seed=cfg.seed)
-            val_data = TrainBatches(val_sampler, val_frames, cfg.batch_size,
-                                    frame_sampling="uniform", text_en=tables["en"],
-                                    text_ml=tables["ml"], drop_last=False, fixed=True)
-        else:
-            evaluate_fn = _evaluate_fn(val_ds, val_frames, frozen["vision"],
-                                       list(exp.data.val_languages or []) or None)
+        evaluate_fn = val_data = None
+        if val_ds is not None:
+            val_frames = _frame_source(model, val_ds, frozen["vision"], num_frames, num_frames,
+                                       cache_dir, cfg)
+            if cfg.selection_metric == "val_loss":
+                val_sampler = CaptionSampler(val_ds, ml_languages=cfg.ml_languages,
+                                             en_only=cfg.en_only, en_only_ml=cfg.en_only_ml,
+                                             seed=cfg.seed)
+                val_data = TrainBatches(val_sampler, val_frames, cfg.batch_size,
+                                        frame_sampling="uniform", text_en=tables["en"],
+                                        text_ml=tables["ml"], drop_last=False, fixed=True)
+            else:
+                evaluate_fn = _evaluate_fn(val_ds, val_frames, frozen["vision"],
+                                           list(exp.data.val_languages or []) or None)
     torch.manual_seed(cfg.seed)
     trainer = Trainer(model, train_data, cfg, out_dir, evaluate_fn=evaluate_fn,
                       val_data=val_data)

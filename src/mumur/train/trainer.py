@@ -25,6 +25,7 @@ written whole and renamed into place, so a crash never leaves a half-written che
 Resume restores all of it and truncates the logs to the checkpoint's step; because the data order
 is a function of `(seed, epoch, batch)` and the RNG states are restored, the resumed run repeats
 the uninterrupted run's loss sequence exactly (on the same device and thread settings).
+Under torchrun the same loop runs data-parallel (`mumur.train.distributed`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data import BatchSource, EpochBatches
+from .distributed import RankBatches, barrier, dist_info, loss_forward, rank_device
 from .runtime import build_optimizer, resolve_device, resolve_precision, seed_everything
 from .schedule import build_scheduler
 
@@ -119,10 +121,13 @@ class Trainer:
             raise ConfigError("the model has no compute_loss(batch) method")
         self.config = config
         self.out_dir = Path(out_dir)
-        self.device = resolve_device(config.device)
+        self.dist = dist_info()  # torchrun: rank 0 writes the files (mumur.train.distributed)
+        self.main = self.dist.rank == 0
+        self.device = rank_device(resolve_device(config.device))
         self.autocast_dtype = resolve_precision(config.precision, self.device)
         self.model = model.to(self.device)
-        self.train_data = train_data
+        self.train_data = train_data if self.dist.world_size == 1 else \
+            RankBatches(train_data, self.dist)
         self.evaluate_fn = evaluate_fn
         self.val_data = val_data
         needs_loss = config.selection_metric == "val_loss"
@@ -143,6 +148,7 @@ class Trainer:
                               "training steps")
         self.warmup_steps = warmup
         self.optimizer = build_optimizer(self.model, config)
+        self.forward = loss_forward(self.model, self.device)  # DDP-wrapped under torchrun
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, warmup,
                                          config.min_lr_ratio)
         self.state = TrainState()
@@ -170,7 +176,7 @@ class Trainer:
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype)
                     if self.autocast_dtype is not None else contextlib.nullcontext())
         with autocast:
-            out = self.model.compute_loss(batch)
+            out = self.forward(batch)
         loss = out.loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.state.step}")
@@ -211,17 +217,19 @@ class Trainer:
         Returns:
             A `TrainResult`.
         """
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.ckpt_dir.mkdir(exist_ok=True)
+        if self.main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         latest = latest_checkpoint(self.ckpt_dir)
         if resume and latest is not None:
             self.load_checkpoint(latest)
             self._truncate_logs(self.state.step)
         else:  # a fresh run (also `resume` without a checkpoint): old logs are stale
-            for name in ("log.jsonl", "val.jsonl"):
-                (self.out_dir / name).unlink(missing_ok=True)
             seed_everything(self.config.seed)
-            atomic_write_json(self.out_dir / "train_config.json", self.config.to_dict(), indent=2)
+            if self.main:
+                for name in ("log.jsonl", "val.jsonl"):
+                    (self.out_dir / name).unlink(missing_ok=True)
+                atomic_write_json(self.out_dir / "train_config.json", self.config.to_dict(),
+                                  indent=2)
         cfg, st = self.config, self.state
         bar = _progress(cfg.progress, self.total_steps, st.step)
         try:
@@ -258,7 +266,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        final_model = save_model_folder(self.model, self.out_dir / "model")
+        final_model = self._save_model("model")
+        barrier()  # torchrun: every rank returns once rank 0 has written the model
         best = self.out_dir / "best"
         if not best.exists():  # no validation ran: the final model is the selected one
             best = None
@@ -303,7 +312,7 @@ class Trainer:
                                            else value > st.best_value)
         if better:
             st.best_value, st.best_step, st.bad_validations = value, st.step, 0
-            save_model_folder(self.model, self.out_dir / "best")
+            self._save_model("best")
         else:
             st.bad_validations += 1
             if (cfg.early_stopping_patience is not None
@@ -317,7 +326,13 @@ class Trainer:
         self._append("val.jsonl", record)
 
     # ------------------------------------------------------------------------------ logs
+    def _save_model(self, name: str) -> Path:
+        path = self.out_dir / name
+        return save_model_folder(self.model, path) if self.main else path
+
     def _append(self, name: str, record: dict) -> None:
+        if not self.main:
+            return
         with open(self.out_dir / name, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
@@ -338,13 +353,16 @@ class Trainer:
                         name == "val.jsonl" and record.get("step") == step
                         and self.state.last_validated_step != step):
                     kept.append(line)
-            atomic_write_text(path, "".join(k + "\n" for k in kept))
+            if self.main:
+                atomic_write_text(path, "".join(k + "\n" for k in kept))
             if name == "val.jsonl":
                 self.history = [json.loads(k) for k in kept]
 
     # ------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path:
         """Write `checkpoints/step_XXXXXXXX/` atomically and point `latest.json` at it."""
+        if not self.main:
+            return latest_checkpoint(self.ckpt_dir) or self.ckpt_dir
         progress = {"trainer": dataclasses.asdict(self.state), "total_steps": self.total_steps,
                     "batches_per_epoch": self.batches_per_epoch, "config": self.config.to_dict()}
         return save_checkpoint(self.ckpt_dir, f"step_{self.state.step:08d}", self.model,
