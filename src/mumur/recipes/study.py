@@ -180,6 +180,7 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
     images) and ``n_items`` per world."""
     from ..data import load_benchmark
     from ..data.features import cached_frame_rows
+    from ..describe import description_inputs
     from ..eval.attributes import ATTRIBUTES, attribute_hits, caption_scenes, item_scenes
     from ..eval.outcomes import frame_times_of, query_outcomes
     from ..eval.runner import media_states
@@ -192,7 +193,8 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
         rows = cached_frame_rows(paths, model.encode_frames, model.vision.identity,
                                  cache_dir / "frame_features", model.config.num_frames,
                                  model.image_size, num_workers=workers, progress=False)
-        states = media_states(model, rows["features"], rows["mask"])
+        extra = description_inputs(model, paths, cache_dir)
+        states = media_states(model, rows["features"], rows["mask"], extra=extra)
         scenes = [item_scenes(e) for e in ds.extra]
         sizes.append(len(ds))
         for lang in ds.languages:
