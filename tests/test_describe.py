@@ -214,3 +214,23 @@ def test_description_inputs_pad_units_per_item(world, tiny_clip_checkpoint):
     assert torch.allclose(feats[0, 0], text([first])[0], atol=1e-5)  # the shared text tower
     base = create_model("mumur-dcm", text_en=text, embed_dim=16, frame_dim=8, text_dim_ml=8)
     assert description_inputs(base, paths) == {}  # a head without descriptions gets none
+
+
+def test_describe_cli_writes_descriptions_and_reuses_the_cache(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from mumur.cli import app
+
+    root, _, items = world
+    out = tmp_path / "d.json"
+    args = ["describe", "--dataset", "synthetic", "--root", str(root), "--split", "train",
+            "--backend", "world-descriptions-degraded:share=0.5", "--out", str(out),
+            "--cache", str(tmp_path / "c.sqlite"), "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["describer"].startswith("world-descriptions-degraded:share=0.5")
+    assert set(data["descriptions"]) == {it["id"] for it in items if it["split"] == "train"}
+    bad = CliRunner().invoke(app, args[:7] + ["--backend", "nope", "--quiet"])
+    assert bad.exit_code != 0 and isinstance(bad.exception, ConfigError)
+    assert "unknown describer" in str(bad.exception)

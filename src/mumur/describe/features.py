@@ -19,7 +19,7 @@ from ..data.features import cache_text_features
 from ..errors import ConfigError
 from ..heads.slots import description_units
 from ..translate.cache import TranslationCache
-from .pipeline import describe_paths, load_describer
+from .pipeline import default_description_cache, describe_paths, load_describer
 
 __all__ = ["description_inputs", "needs_descriptions"]
 
@@ -38,8 +38,8 @@ def description_inputs(model, paths: Sequence[str | Path], cache_dir: str | Path
     Args:
         model: a `RetrievalModel`.
         paths: media files, in item order.
-        cache_dir: folder of the persistent caches (``descriptions.sqlite`` and
-            ``text_features/``); None keeps nothing.
+        cache_dir: folder of the unit feature store (``text_features/``); None keeps none.
+            Descriptions go through `default_description_cache()`.
         progress: progress bars.
         source: describer spec instead of the head's `description_source`.
 
@@ -54,7 +54,11 @@ def description_inputs(model, paths: Sequence[str | Path], cache_dir: str | Path
         raise ConfigError("descriptions are embedded by the English text encoder; the model has "
                           "none (text_en)")
     describer = load_describer(source or cfg.description_source)
-    cache = None if cache_dir is None else TranslationCache(Path(cache_dir) / "descriptions.sqlite")
+    # A model's descriptions live in the one description cache `mumur describe` fills (so a
+    # GPU machine describes once, and training, evaluation and indexing reuse them); the
+    # world's own descriptions cost nothing to recompute and are not cached.
+    cache = (TranslationCache(default_description_cache())
+             if getattr(describer, "cacheable", True) else None)
     try:
         texts = describe_paths(paths, describer, cache, progress=progress)
     finally:

@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..translate.cache import TranslationCache
 
-__all__ = ["DEFAULT_PROMPT", "Describer", "default_description_cache", "describe_paths",
-           "item_key", "load_describer"]
+__all__ = ["DEFAULT_PROMPT", "Describer", "default_description_cache", "describe_benchmark",
+           "describe_paths", "item_key", "load_describer"]
 
 DEFAULT_PROMPT = "Please describe the contents of this image in detail."  # LECCR §3.2
 _BLOCK = 1 << 20
@@ -132,3 +132,36 @@ def describe_paths(paths: Sequence[str | Path], describer: Describer,
             found.update(pairs)
             bar.update(len(chunk))
     return [found[k] for k in keys]
+
+
+def describe_benchmark(dataset: str, root: str | Path, split: str, backend: str,
+                       out: str | Path | None = None, *, cache: str | Path | None = None,
+                       batch_size: int = 8, progress: bool = True) -> dict:
+    """Describe every item of a benchmark split (`mumur describe`), through the cache.
+
+    Args:
+        dataset: benchmark name (`mumur.data.list_benchmarks()`).
+        root: its folder.
+        split: train, val or test.
+        backend: describer spec (`load_describer`).
+        out: optional JSON file ``{"describer", "prompt", "split", "descriptions": {id: text}}``.
+        cache: the SQLite cache (default `default_description_cache()`).
+        batch_size: items per backend call and per committed transaction.
+        progress: progress bar.
+
+    Returns:
+        The JSON object.
+    """
+    from ..data import load_benchmark
+    from ..fsutil import atomic_write_json
+
+    ds = load_benchmark(dataset, root, split=split)
+    describer = load_describer(backend)
+    paths = [str(ds.media_path(i)) for i in range(len(ds))]
+    with TranslationCache(cache or default_description_cache()) as store:
+        texts = describe_paths(paths, describer, store, batch_size=batch_size, progress=progress)
+    result = {"describer": describer.identity, "prompt": describer.prompt, "split": split,
+              "descriptions": dict(zip(map(str, ds.items), texts))}
+    if out is not None:
+        atomic_write_json(Path(out), result, indent=2)
+    return result

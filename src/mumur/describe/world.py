@@ -96,6 +96,7 @@ class WorldDescriptions:
     """
 
     prompt = ""  # not a model: no prompt
+    cacheable = False  # a manifest lookup: nothing to save by caching
 
     def __init__(self, share: float = 0.0, mode: str = "mixed", seed: int = 0):
         if not 0.0 <= share <= 1.0 or mode not in DEGRADE_MODES:
