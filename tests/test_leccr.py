@@ -218,3 +218,31 @@ def test_leccr_study_on_tiny_worlds(tmp_path):
         assert 0 <= en["R1"] <= 100 and en["n_queries"] > 0
     run = json.loads((tmp_path / "run" / "runs" / "degraded" / "seed-0" / "run.json").read_text())
     assert run["recipe"]["model"]["overrides"]["description_source"].endswith("share=1")
+
+
+def test_leccr_model_indexes_and_searches(tmp_path, tiny_clip_checkpoint):
+    """The index stores each item's slots (described through the model's describer) and search
+    scores with eq. 25 exactly as the model does."""
+    from mumur.data.synthetic import SynthConfig, generate
+    from mumur.describe import description_inputs
+    from mumur.index import Index, build_index
+    from mumur.model import create_model
+
+    world = tmp_path / "world"
+    generate(world, SynthConfig(videos=6, images=3, seed=5, multi_shot=0.5), workers=1,
+             progress=False)
+    folder = str(tiny_clip_checkpoint[0])
+    torch.manual_seed(0)
+    model = create_model("leccr", vision=folder, text_en=folder, text_ml=folder, num_frames=3,
+                         embed_dim=16, num_heads=2).eval()
+    saved = model.save(tmp_path / "model")
+    report = build_index([world], tmp_path / "index", model=str(saved), num_workers=0,
+                         progress=False)
+    assert report.to_dict()["indexed"] == 9 and not report.skipped
+    index = Index(tmp_path / "index")
+    for exact in (False, True):
+        top = index.search("a large red circle on the beach", k=3, exact=exact).results[0]
+        media = model.encode_media([top.path], extra=description_inputs(model, [top.path]))
+        want = model.score(model.encode_text(["a large red circle on the beach"], "en"),
+                           media.frames_ctx, media.mask, "en").item()
+        assert abs(top.score - want) < 1e-4, (exact, top.score, want)

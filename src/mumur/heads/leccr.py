@@ -263,6 +263,35 @@ class LECCRHead(RetrievalHead):
         att = super().attention(text_emb, frames, fmask, branch)  # (N, B, T)
         return F.pad(att, (0, slots.shape[1]))
 
+    # -- index -------------------------------------------------------------------------------
+    def index_state(self, frames_ctx: torch.Tensor, mask: torch.Tensor,
+                    branch: str) -> dict[str, torch.Tensor]:
+        """Per-frame arrays for the index: ``frames`` Z_hat_v (B, T, d) (the timestamp) and
+        ``item`` [h_hat_v; M_hat] flattened (B, T, (1 + K) d), the same on every frame row (the
+        index stores rows per valid frame; the score reads row 0). Both branches share them."""
+        check_branch(branch)
+        frames, _, slots = self.split_state(frames_ctx, mask)
+        item = torch.cat([self.visual_global(frames_ctx, mask).unsqueeze(1), slots], dim=1)
+        item = item.flatten(1).unsqueeze(1).expand(-1, frames.shape[1], -1)
+        return {"frames": frames, "item": item}
+
+    def score_index_state(self, text_emb: torch.Tensor, state: dict[str, torch.Tensor],
+                          mask: torch.Tensor, branch: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """S_final (eq. 25) and the frame attention from `index_state`; equal to `similarity`
+        / `attention`. `mask` is the frame mask or the state mask (its frame columns are used;
+        the attention is zero-padded to its width)."""
+        check_branch(branch)
+        frames, item = state["frames"], state["item"]
+        b, t, d = frames.shape
+        item = item[:, 0].reshape(b, -1, d)  # (B, 1 + K, d)
+        text = F.normalize(text_emb, dim=-1)
+        scores = text @ item[:, 0].t()  # S_g
+        if self.config.use_slots and self.config.multi_level:
+            s_l = torch.einsum("nd,bkd->nbk", text, F.normalize(item[:, 1:], dim=-1)).amax(-1)
+            scores = self.config.beta * scores + (1 - self.config.beta) * s_l
+        att = RetrievalHead.attention(self, text_emb, frames, mask[:, :t], branch)
+        return scores, F.pad(att, (0, mask.shape[1] - t))
+
     # -- training -----------------------------------------------------------------------------
     def loss_terms(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:
         """Unweighted terms: ``ts`` (L_ts, eq. 3), ``vs`` (L_vs, eq. 17), ``vt`` (L_hat_vt,
