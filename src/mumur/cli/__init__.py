@@ -21,7 +21,7 @@ app = typer.Typer(
 
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
-    "synth", "demo", "presets", "train", "pretrain", "distill", "eval", "features", "translate", "describe",
+    "synth", "demo", "leccr", "presets", "train", "pretrain", "distill", "eval", "features", "translate", "describe",
     "models", "index", "search", "info", "serve",
 ]
 
