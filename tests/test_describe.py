@@ -42,7 +42,7 @@ def test_world_descriptions_are_the_manifests(world):
 def test_degraded_descriptions_change_the_set_share_of_facts(world):
     from mumur.data.synthetic.world import Scene, SceneObject
 
-    _, paths, items = world
+    _, paths, _ = world
     clean = load_describer("world-descriptions").describe(paths)
     none = load_describer("world-descriptions-degraded:share=0").describe(paths)
     assert none == clean  # share 0 corrupts nothing

@@ -140,7 +140,7 @@ def test_losses_follow_eq4_eq12_and_eq22_23():
 
 def test_all_units_padding_never_wins_the_max():
     head = _head(description_pooling="all", max_units=6).eval()
-    frames, mask, extra, _, ml = _batch(u=4)
+    frames, mask, extra, _, _ = _batch(u=4)
     extra["description_mask"][3, 1:] = False  # item 3 has one unit
     ctx = head.contextualize(frames, mask, extra)
     assert ctx.shape[1] == 3 + 6

@@ -15,7 +15,7 @@ import re
 import torch
 from torch import nn
 
-__all__ = ["CrossAttention", "INTERACTIONS", "DIRECTIONS", "SemanticSlots",
+__all__ = ["DIRECTIONS", "INTERACTIONS", "CrossAttention", "SemanticSlots",
            "VisualSemanticInteraction", "description_units"]
 
 INTERACTIONS = ("dual", "co")

@@ -80,10 +80,10 @@ def ccr_summary(summary: dict, reference: str | None, media: str = "video") -> d
 
 
 def _markdown(ccr: dict, reference: str) -> str:
-    lines = ["## CCR view: non-English queries (test videos)", "",
-             f"SumR = t2v R@1+5+10 + v2t R@1+5+10, mean over the 14 non-English languages, mean ± "
-             f"std over seeds. Δ: the variant minus `{reference}` on non-English t2v R@1 / R@5, "
-             "[95% paired bootstrap interval over test captions].", "",
+    legend = ("SumR = t2v R@1+5+10 + v2t R@1+5+10, mean over the 14 non-English languages, "
+              f"mean ± std over seeds. Δ: the variant minus `{reference}` on non-English t2v "
+              "R@1 / R@5, [95% paired bootstrap interval over test captions].")
+    lines = ["## CCR view: non-English queries (test videos)", "", legend, "",
              "| variant | non-en SumR | Δ t2v R@1 | Δ t2v R@5 |", "|---|---|---|---|"]
     for name, entry in ccr.items():
         diff = entry.get("vs_reference")
