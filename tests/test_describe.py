@@ -188,6 +188,10 @@ def test_hf_captioner_and_chat_vlm_describe_images_and_videos(world, tiny_vlms, 
             assert len(texts) == 3 and all(texts)  # random weights, but real generated words
             assert all(set(t.replace(".", " . ").split()) <= vocab for t in texts)
             assert describe_paths(chosen, _Counting(), cache) != texts  # other identity
+            fresh = load_describer(f"hf-{backend.kind}:{backend.source},frames=2,"
+                                   "max_new_tokens=4")
+            assert describe_paths(chosen, fresh, cache) == texts
+            assert fresh._loaded is None  # all cached: the weights were never loaded
     # The chat prompt reaches the model: the image tokens and the prompt words are in the input.
     text = chat.processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}],

@@ -27,10 +27,18 @@ from ..errors import ConfigError
 __all__ = ["HFDescriber"]
 
 
-def _checkpoint_id(source: str, model) -> str:
+def _checkpoint_id(source: str) -> str:
+    """The checkpoint's identity without loading its weights: a local folder's config and weight
+    file sizes, or a hub id's commit (from its config, a small download)."""
     folder = Path(source)
     if not folder.is_dir():
-        return f"{source}@{getattr(model.config, '_commit_hash', None) or 'hub'}"
+        from transformers import AutoConfig
+
+        try:
+            commit = getattr(AutoConfig.from_pretrained(source), "_commit_hash", None)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"describer model {source!r}: {exc}") from None
+        return f"{source}@{commit or 'unknown'}"
     digest = hashlib.sha1()
     for f in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
         digest.update(f.name.encode())
@@ -54,26 +62,42 @@ class HFDescriber:
     def __init__(self, model: str, kind: str = "chat", prompt: str | None = None,
                  frames: int | str = 4, max_new_tokens: int | str = 128, prefix: int | str = 0,
                  device: str = "cpu"):
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
         from .pipeline import DEFAULT_PROMPT
 
         if kind not in ("caption", "chat"):
             raise ConfigError(f"describer kind {kind!r}: use caption or chat")
-        self.kind, self.source = kind, str(model)
+        self.kind, self.source, self.device = kind, str(model), device
         self.frames, self.max_new_tokens = int(frames), int(max_new_tokens)
         self.prefix = bool(int(prefix))
         self.prompt = (prompt or DEFAULT_PROMPT) if kind == "chat" or self.prefix else ""
-        try:
-            self.processor = AutoProcessor.from_pretrained(self.source)
-            self.model = AutoModelForImageTextToText.from_pretrained(self.source).to(device).eval()
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"describer model {self.source!r}: {exc}") from None
-        tokenizer = getattr(self.processor, "tokenizer", None)
-        if kind == "chat" and tokenizer is not None:
-            tokenizer.padding_side = "left"  # decoder-only generation continues the prompt
-        self.identity = (f"hf-{kind}:{_checkpoint_id(self.source, self.model)}:"
+        # The identity is known without the weights: a run whose descriptions are all cached
+        # (`mumur describe` ran earlier, e.g. on a GPU machine) never loads the model.
+        self.identity = (f"hf-{kind}:{_checkpoint_id(self.source)}:"
                          f"frames={self.frames},max_new_tokens={self.max_new_tokens}")
+        self._loaded = None
+
+    @property
+    def processor(self):
+        return self._load()[0]
+
+    @property
+    def model(self):
+        return self._load()[1]
+
+    def _load(self):
+        if self._loaded is None:
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            try:
+                processor = AutoProcessor.from_pretrained(self.source)
+                model = AutoModelForImageTextToText.from_pretrained(self.source)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"describer model {self.source!r}: {exc}") from None
+            tokenizer = getattr(processor, "tokenizer", None)
+            if self.kind == "chat" and tokenizer is not None:
+                tokenizer.padding_side = "left"  # decoder-only generation continues the prompt
+            self._loaded = (processor, model.to(self.device).eval())
+        return self._loaded
 
     def _frames(self, path: str) -> list:
         from ..media.decode import read_frames
