@@ -198,7 +198,7 @@ def test_model_trains_saves_and_loads(tmp_path, tiny_clip_checkpoint):
 def test_leccr_study_on_tiny_worlds(tmp_path):
     """LECCR and its degraded-description variant through the study engine (train world ->
     cached features -> descriptions -> outcomes -> figures)."""
-    from mumur.recipes.study import load_study, run_study
+    from mumur.recipes.leccr import run_leccr
 
     fast = {"train": {"epochs": 2, "batch_size": 16, "num_workers": 0, "progress": False},
             "data": {"val_languages": ["en"]}}
@@ -212,7 +212,15 @@ def test_leccr_study_on_tiny_worlds(tmp_path):
                          "description_source": "world-descriptions-degraded:share=1"}}}}}}
     path = tmp_path / "s.json"
     path.write_text(json.dumps(study))
-    summary = run_study(load_study(path), tmp_path / "run", workers=1)
+    report = tmp_path / "leccr.md"
+    summary = run_leccr(tmp_path / "run", study=str(path), report=report, reference="degraded",
+                        workers=1)
+    text = report.read_text()
+    assert "CCR view" in text and "| leccr |" in text and "perfect MLLM" in text
+    diff = summary["ccr"]["leccr"]["vs_reference"]["R1"]
+    assert diff["ci95"][0] <= diff["diff"] <= diff["ci95"][1]
+    assert "vs_reference" not in summary["ccr"]["degraded"]
+    assert json.loads(report.with_suffix(".json").read_text())["ccr"] == summary["ccr"]
     for name in ("leccr", "degraded"):
         en = summary["variants"][name]["video"]["languages"]["en"]["t2v"]
         assert 0 <= en["R1"] <= 100 and en["n_queries"] > 0

@@ -36,10 +36,11 @@ _CAVEAT = (
 
 
 def _ranks(out: Path, variant: str, seeds: list[int], media: str, lang: str, field: str):
-    folder = out / "runs" / variant.replace(" ", "_").replace("/", "-")
+    from .study import run_folder
+
     rows = []
     for seed in seeds:
-        with np.load(folder / f"seed-{seed}" / "outcomes.npz") as data:
+        with np.load(run_folder(out, variant, seed) / "outcomes.npz") as data:
             rows.append(data[f"{media}/{lang}/{field}"])
     return rows
 

@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from ..fsutil import atomic_path, atomic_write_json
 from .offline import OfflineRecipe, load_recipe, train_offline, with_run_settings
 
-__all__ = ["StudyConfig", "load_study", "run_study", "study_variant_outcomes"]
+__all__ = ["StudyConfig", "load_study", "run_folder", "run_study", "study_variant_outcomes"]
 
 
 @dataclass(frozen=True)
@@ -214,13 +214,18 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
     return arrays
 
 
+def run_folder(out: Path, variant: str, seed: int) -> Path:
+    """The folder of one (variant, seed) run of a study in `out` (its ``outcomes.npz``)."""
+    return Path(out) / "runs" / variant.replace(" ", "_").replace("/", "-") / f"seed-{seed}"
+
+
 def _run_variant(name: str, spec: dict, seed: int, base_name: str, base: OfflineRecipe,
                  train_world: Path,
                  test_worlds: list[Path], out: Path, workers: int, console: Console) -> Path:
     """Train (unless zero-shot) and score one (variant, seed); returns its outcomes file."""
     from ..model import load_model
 
-    run = out / "runs" / name.replace(" ", "_").replace("/", "-") / f"seed-{seed}"
+    run = run_folder(out, name, seed)
     done = run / "outcomes.npz"
     if done.exists() and (run / "run.json").exists():
         stored = json.loads((run / "run.json").read_text())
