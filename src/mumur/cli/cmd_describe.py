@@ -1,4 +1,4 @@
-"""`mumur describe`: visual descriptions of a benchmark split (LECCR §3.2), cached and resumable."""
+"""`mumur describe`: visual descriptions of a benchmark split (LECCR §3.2), cached, resumable."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Method heads (registered in `mumur.registry.HEADS`): `meanP`, `mumur-dcm`, `leccr`; the head contract
-(`RetrievalHead`, `HeadInputs`) is in `base`.
+"""Method heads (registered in `mumur.registry.HEADS`): `meanP`, `mumur-dcm`, `leccr`; the head
+contract (`RetrievalHead`, `HeadInputs`) is in `base`.
 
 Importing this package registers every head module in it; a new head is one new module here with
 one `@register_head("name")` (it is picked up automatically).

@@ -119,7 +119,8 @@ def run_leccr(out: str | Path, *, study: str = "leccr", variants: list[str] | No
     text = study_markdown(summary, f"LECCR on the world stack (study `{study}`)", command)
     report = Path(report)
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(text.rstrip("\n") + "\n\n" + _CAVEAT + "\n\n" + _markdown(summary["ccr"], ref))
+    report.write_text(text.rstrip("\n") + "\n\n" + _CAVEAT + "\n\n"
+                      + _markdown(summary["ccr"], ref))
     report.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     console.print(f"wrote {report} and {report.with_suffix('.json')}")
     return summary
