@@ -138,6 +138,27 @@ def test_losses_follow_eq4_eq12_and_eq22_23():
     assert torch.allclose(total, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("temporal", ["none", "pos"])
+def test_padding_frames_and_frame_order(temporal):
+    head = _head(temporal=temporal, temporal_heads=2, temporal_layers=1, max_frames=16).eval()
+    frames, mask, extra, _, ml = _batch()
+    text = head.text_embed(ml, "ml")
+    ref = head.similarity(text, head.contextualize(frames, mask, extra), head.state_mask(mask),
+                          "ml")
+    noisy = torch.where(mask[..., None], frames, 100 * torch.randn_like(frames))
+    longer = torch.cat([noisy, torch.randn(6, 2, 12)], dim=1)
+    long_mask = torch.cat([mask, torch.zeros(6, 2, dtype=torch.bool)], dim=1)
+    ctx = head.contextualize(longer, long_mask, extra)
+    assert torch.allclose(head.similarity(text, ctx, head.state_mask(long_mask), "ml"), ref,
+                          atol=1e-5)  # padding frames never count
+    full = torch.ones(6, 3, dtype=torch.bool)
+    perm = torch.tensor([2, 0, 1])
+    a = head.similarity(text, head.contextualize(frames, full, extra), head.state_mask(full), "ml")
+    b = head.similarity(text, head.contextualize(frames[:, perm], full, extra),
+                        head.state_mask(full), "ml")
+    assert torch.allclose(a, b, atol=1e-5) == (temporal == "none")  # a set of frames unless pos
+
+
 def test_all_units_padding_never_wins_the_max():
     head = _head(description_pooling="all", max_units=6).eval()
     frames, mask, extra, _, _ = _batch(u=4)
