@@ -1,14 +1,16 @@
 """Search latency of the index: exact vs two-stage, 10k and 100k videos.
 
 Synthetic index: N videos x 12 frames x 512-d frame features (a per-video topic vector plus
-per-frame noise), passed through a real `mumur-dcm` head (random init from `create_model`) to get
-the stored arrays (`head.pooled` + `head.index_state`), exactly as `mumur index` stores them.
+per-frame noise), passed through a real head (`--head mumur-dcm` or `leccr`, random init from
+`create_model`; LECCR gets 6 random description units per video) to get the stored arrays
+(`head.pooled` + `head.index_state`), exactly as `mumur index` stores them.
 Queries are noisy copies of random videos' pooled vectors (a query that has a match). Timed: one
 `SearchEngine.search` call per query (stage 1 + stage 2 + calibration; text encoding excluded, it
 does not depend on N). Also: recall@10 agreement of two-stage vs exact, and memory per indexed
 video for float32 and float16 storage.
 
 Usage: python benchmarks/search_latency.py [--sizes 10000 100000] [--dtype float16]
+       [--head leccr]
 Prints a table, then one JSON line with the figures (last line).
 """
 
@@ -41,11 +43,17 @@ def build_arrays(head, n: int, dtype: str, seed: int = 0, chunk: int = 4096) -> 
             topic = rng.standard_normal((b, 1, DV)).astype(np.float32)
             frames = topic + 0.7 * rng.standard_normal((b, T, DV)).astype(np.float32)  # (b,T,Dv)
             f, m = torch.from_numpy(frames), torch.ones(b, T, dtype=torch.bool)
-            ctx = head.contextualize(f, m)  # (b, T, d)
+            extra = {}
+            if head.item_inputs:  # LECCR: description units near the video's topic
+                units = topic[:, :, :D] + rng.standard_normal((b, 6, D)).astype(np.float32)
+                extra = {"description_features": torch.from_numpy(units),
+                         "description_mask": torch.ones(b, 6, dtype=torch.bool)}
+            ctx = head.contextualize(f, m, extra)  # (b, T', d)
+            m = head.state_mask(m)
             pooled[start:start + b] = head.pooled(ctx, m, "ml").numpy()  # uniform-attention DCM
             st = head.index_state(ctx, m, "ml")
-            keys = keys or sorted(st)
-            packed = torch.cat([st[k] for k in keys], dim=-1).numpy()  # (b, T, Ds)
+            keys = keys or [(k, st[k].shape[-1]) for k in sorted(st)]
+            packed = torch.cat([st[k] for k, _ in keys], dim=-1).numpy()  # (b, T, Ds)
             if state is None:
                 state = np.empty((n, T, packed.shape[-1]), dtype=dtype)
             state[start:start + b] = packed
@@ -58,7 +66,9 @@ def build_arrays(head, n: int, dtype: str, seed: int = 0, chunk: int = 4096) -> 
 
 def make_score_fn(head, keys):
     def score(q, s, m):
-        parts = dict(zip(keys, torch.from_numpy(np.ascontiguousarray(s)).split(D, dim=-1)))
+        widths = [w for _, w in keys]
+        parts = dict(zip([k for k, _ in keys],
+                         torch.from_numpy(np.ascontiguousarray(s)).split(widths, dim=-1)))
         with torch.no_grad():
             out = head.score_index_state(torch.from_numpy(q), parts, torch.from_numpy(m), "ml")
         return out[0].numpy(), out[1].numpy()
@@ -82,12 +92,13 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 
 def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlist: int,
-        threads: int) -> dict:
+        threads: int, head_name: str = "mumur-dcm") -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    head = create_model("mumur-dcm", frame_dim=DV, embed_dim=D, text_dim_en=D,
-                        text_dim_ml=D).eval().head
-    figures = {"threads": threads, "dtype": dtype, "frames": T, "dim": D,
+    options = {"num_heads": 8} if head_name == "leccr" else {}
+    head = create_model(head_name, frame_dim=DV, embed_dim=D, text_dim_en=D,
+                        text_dim_ml=D, **options).eval().head
+    figures = {"head": head_name, "threads": threads, "dtype": dtype, "frames": T, "dim": D,
                "shortlist": shortlist, "sizes": {}}
     for n in sizes:
         t0 = time.perf_counter()
@@ -142,9 +153,10 @@ def main() -> None:
     parser.add_argument("--shortlist", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 is fastest for one small query at a time")
+    parser.add_argument("--head", choices=["mumur-dcm", "leccr"], default="mumur-dcm")
     args = parser.parse_args()
     figures = run(args.sizes, args.dtype, args.queries, args.exact_queries, args.shortlist,
-                  args.threads)
+                  args.threads, args.head)
     print(json.dumps(figures))
 
 

@@ -175,7 +175,7 @@ class PaletteEmbedder:
         nearest = torch.cdist(flat, colours[None].expand(len(flat), -1, -1)).argmin(-1)
         return torch.nn.functional.one_hot(nearest, len(PALETTE)).float().mean(1)  # (n, 8)
 
-    def frame_states(self, features, mask):
+    def frame_states(self, features, mask, paths=None):
         import numpy as np
 
         from mumur.index import FrameStates

@@ -69,3 +69,18 @@ def test_summarize_shares_known_answer():
     assert summarize_shares([np.zeros(0, bool)])["n"] == 0
     with pytest.raises(ValueError):
         summarize_shares([a, b[:3]])
+
+
+def test_paired_difference_is_exact_and_its_interval_paired():
+    from mumur.eval.stats import paired_difference
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(1, 4, size=(3, 400))
+    same = paired_difference(a, a)
+    assert same["diff"] == 0 and same["ci95"] == [0, 0]  # paired: no spread when equal
+    b = a + 1  # B one rank worse on every query
+    out = paired_difference(a, b, "R1")
+    assert out["diff"] == pytest.approx(100 * (a == 1).mean(), abs=1e-4)
+    assert out["ci95"][0] <= out["diff"] <= out["ci95"][1] and out["ci95"][0] > 0
+    with pytest.raises(ValueError):
+        paired_difference(a, b[:, :10])

@@ -21,8 +21,8 @@ app = typer.Typer(
 
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
-    "synth", "demo", "presets", "train", "pretrain", "distill", "eval", "features", "translate",
-    "models", "index", "search", "info", "serve",
+    "synth", "demo", "leccr", "presets", "train", "pretrain", "distill", "eval", "features",
+    "translate", "describe", "models", "index", "search", "info", "serve",
 ]
 
 

@@ -54,19 +54,27 @@ class MediaStates:
 
 
 @torch.no_grad()
-def media_states(model, frame_features, mask, batch_size: int = 256) -> MediaStates:
-    """The head's per-frame states of raw frame features, `batch_size` items at a time.
+def media_states(model, frame_features, mask, batch_size: int = 256,
+                 extra: dict | None = None) -> MediaStates:
+    """The head's per-item states of raw frame features, `batch_size` items at a time.
 
     Args:
         model: a `RetrievalModel`.
         frame_features: (B, T, Dv) array or tensor; mask: (B, T) bool.
+        extra: the head's per-item inputs (`head.item_inputs`, e.g. LECCR's description
+            features from `mumur.describe.description_inputs`), rows in item order.
     """
     features = torch.as_tensor(frame_features, dtype=torch.float32)
     mask = torch.as_tensor(mask, dtype=torch.bool)
+    extra = extra or {}
+
+    def rows(s):
+        return {k: v[s:s + batch_size] for k, v in extra.items()}
+
     ctx = [model.head.contextualize(features[s:s + batch_size].to(model.device),
-                                    mask[s:s + batch_size].to(model.device))
+                                    mask[s:s + batch_size].to(model.device), rows(s))
            for s in range(0, len(features), batch_size)]
-    return MediaStates(torch.cat(ctx), mask.to(model.device))
+    return MediaStates(torch.cat(ctx), model.head.state_mask(mask.to(model.device)))
 
 
 class _ItemBlockScorer:
@@ -95,7 +103,7 @@ class _ItemBlockScorer:
 def encode_dataset_media(model, dataset: RetrievalDataset, *, batch_size: int = 16,
                          num_workers: int = 1, strategy: str = "uniform",
                          frame_features: tuple[np.ndarray, np.ndarray] | None = None,
-                         progress: bool = True) -> MediaStates:
+                         extra: dict | None = None, progress: bool = True) -> MediaStates:
     """Encode every item of `dataset` into the head's per-frame states.
 
     Args:
@@ -104,6 +112,8 @@ def encode_dataset_media(model, dataset: RetrievalDataset, *, batch_size: int = 
         frame_features: optional precomputed raw frame features `(features (B,T,Dv), mask (B,T))`
             in item order (from a `FeatureCache`); skips decoding.
         strategy: frame sampling (`uniform` for evaluation, as the papers).
+        extra: the head's per-item inputs; a head that reads descriptions gets them from its
+            describer when None (`mumur.describe.description_inputs`).
 
     Raises:
         DatasetError: when some media files cannot be decoded (all failures are listed).
@@ -136,7 +146,12 @@ def encode_dataset_media(model, dataset: RetrievalDataset, *, batch_size: int = 
         mask = np.stack(masks)
     else:
         features, mask = frame_features
-    return media_states(model, features, mask)
+    if extra is None:
+        from ..describe import description_inputs
+
+        extra = description_inputs(model, [str(dataset.media_path(i))
+                                           for i in range(len(dataset))], progress=progress)
+    return media_states(model, features, mask, extra=extra)
 
 
 @torch.no_grad()

@@ -19,7 +19,8 @@ import numpy as np
 
 from .metrics import ranks_to_metrics
 
-__all__ = ["RANK_KEYS", "bootstrap_ci", "seed_summary", "summarize_ranks", "summarize_shares"]
+__all__ = ["RANK_KEYS", "bootstrap_ci", "paired_difference", "seed_summary", "summarize_ranks",
+           "summarize_shares"]
 
 RANK_KEYS = ("R1", "R5", "R10", "MdR", "MnR")
 
@@ -63,6 +64,38 @@ def bootstrap_ci(ranks: np.ndarray, key: str = "R1", n_boot: int = 1000, level: 
     alpha = (1.0 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, key: str = "R1",
+                      n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Difference of a rank metric between two systems on the same queries: A - B, each the
+    mean over its rows (seeds, or seeds x query groups), with a paired percentile-bootstrap
+    interval (each resample draws the same queries for both systems).
+
+    Args:
+        ranks_a, ranks_b: (rows, n_queries) 1-based ranks, the same query order in both.
+        key: R1, R5, R10, MdR or MnR.
+
+    Returns:
+        ``{"diff", "ci95": [lo, hi], "n_queries"}``.
+    """
+    a = np.atleast_2d(np.asarray(ranks_a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(ranks_b, dtype=np.float64))
+    if a.shape[1] != b.shape[1] or a.shape[1] == 0:
+        raise ValueError(f"need the same, non-zero number of queries: {a.shape} vs {b.shape}")
+    n = a.shape[1]
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_boot)
+    for start in range(0, n_boot, 100):
+        idx = rng.integers(0, n, size=(min(100, n_boot - start), n))  # (b, n)
+        stats[start:start + len(idx)] = (
+            _statistic(key, a[:, idx].transpose(1, 0, 2)).mean(axis=1)
+            - _statistic(key, b[:, idx].transpose(1, 0, 2)).mean(axis=1))
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    diff = float(_statistic(key, a).mean() - _statistic(key, b).mean())
+    return {"diff": round(diff, 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+            "n_queries": int(n)}
 
 
 def seed_summary(values: Sequence[float]) -> tuple[float, float]:

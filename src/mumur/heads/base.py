@@ -3,8 +3,12 @@
 A head maps (possibly frozen) encoder outputs into a joint space of dimension d and declares:
 
 * how it encodes text: `text_embed(text_features (N, Dt), branch) -> (N, d)` (default: projection);
-* how it encodes media: `contextualize(frame_features (B, T, Dv), mask) -> (B, T, d)`,
-  query-independent per-frame states (default: projection + optional temporal context);
+* how it encodes media: `contextualize(frame_features (B, T, Dv), mask, extra) -> (B, T', d)`,
+  query-independent per-item states (default: projection + optional temporal context, T' = T).
+  A head that stores more than its frames per item (LECCR's semantic slots) appends rows and
+  says how the mask grows in `state_mask`; per-item inputs beyond frames (visual descriptions)
+  arrive in `extra` and are declared in `item_inputs` so that training, evaluation and the
+  study engine supply them;
 * how it scores: `similarity(text_emb, frames_ctx, mask, branch) -> (N, B)` (the one abstract
   method) and `attention(...) -> (N, B, T)` (which frames a text matches; default: softmax of the
   scaled text-frame cosines);
@@ -175,6 +179,12 @@ class RetrievalHead(nn.Module, abc.ABC):
     name: ClassVar[str] = ""
     loss_names: ClassVar[tuple[str, ...]] = BRANCHES
 
+    @property
+    def item_inputs(self) -> tuple[str, ...]:
+        """Per-item inputs beyond frames that `contextualize` needs in `extra` (``"descriptions"``:
+        ``description_features (B, U, Dt)`` and ``description_mask (B, U)``). Default: none."""
+        return ()
+
     def __init__(self, config: HeadConfig | None = None):
         super().__init__()
         config = config if config is not None else self.config_class()
@@ -227,12 +237,14 @@ class RetrievalHead(nn.Module, abc.ABC):
             x = F.normalize(x, dim=-1)
         return F.normalize(self.text_proj[branch](x), dim=-1)  # (N, d)
 
-    def contextualize(self, frame_features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Query-independent per-frame states (what the index stores).
+    def contextualize(self, frame_features: torch.Tensor, mask: torch.Tensor,
+                      extra: dict[str, Any] | None = None) -> torch.Tensor:
+        """Query-independent per-item states (what the index stores).
 
         Args:
             frame_features: (B, T, Dv) raw frame features, padding trailing.
             mask: (B, T) bool, True = valid frame (an image has one).
+            extra: the per-item inputs of `item_inputs` (unused by the default).
 
         Returns:
             (B, T, d) frame states F_v after projection and temporal context.
@@ -243,6 +255,11 @@ class RetrievalHead(nn.Module, abc.ABC):
             x = F.normalize(x, dim=-1)
         x = self.frame_proj(x)  # (B, T, d)
         return self.temporal(x, mask)
+
+    def state_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The (B, T') mask of `contextualize`'s output from the (B, T) frame mask (default: the
+        same mask; a head that appends rows appends their validity)."""
+        return mask
 
     def pooled(self, frames_ctx: torch.Tensor, mask: torch.Tensor,
                branch: str | None = None) -> torch.Tensor:

@@ -283,7 +283,8 @@ def _commit_batch(store: IndexStore, embedder: Embedder, batch, todo, report: In
     items: list[NewItem] = []
     if len(batch.paths):
         mask = np.asarray(batch.mask, dtype=bool)  # (B, T)
-        states = embedder.frame_states(np.asarray(batch.features, np.float32), mask)
+        states = embedder.frame_states(np.asarray(batch.features, np.float32), mask,
+                                       [str(p) for p in batch.paths])
         for i, path in enumerate(batch.paths):
             f, digest, _ = todo[path]
             t = int(mask[i].sum())

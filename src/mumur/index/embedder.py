@@ -75,8 +75,10 @@ class Embedder(Protocol):
     def encode_frames(self, pixel_values) -> object:
         """Torch (n, 3, S, S) -> torch (n, Dv) raw frame features."""
 
-    def frame_states(self, features: np.ndarray, mask: np.ndarray) -> FrameStates:
-        """(B, T, Dv) features and (B, T) mask -> `FrameStates` laid out as `layout`."""
+    def frame_states(self, features: np.ndarray, mask: np.ndarray,
+                     paths: list[str] | None = None) -> FrameStates:
+        """(B, T, Dv) features and (B, T) mask -> `FrameStates` laid out as `layout`; `paths`
+        are the items' files (a model that reads visual descriptions describes them)."""
 
     def encode_queries(self, texts: list[str], branch: str,
                        language_code: str | None = None) -> np.ndarray:
@@ -120,7 +122,7 @@ def embed_image_queries(embedder: Embedder, paths: list[str], branch: str) -> np
             pixels = embedder.preprocess(frames.frames)  # (T, 3, S, S)
             features = embedder.encode_frames(pixels).float().numpy()  # (T, Dv)
         mask = np.ones((1, features.shape[0]), dtype=bool)
-        rows.append(embedder.frame_states(features[None], mask).pooled[0, columns])
+        rows.append(embedder.frame_states(features[None], mask, [str(path)]).pooled[0, columns])
     return np.stack(rows).astype(np.float32)
 
 
@@ -138,8 +140,13 @@ def _probe_layout(head, branches: tuple[str, ...], frame_dim: int) -> IndexLayou
     g = torch.Generator().manual_seed(0)
     features = torch.randn(2, 3, frame_dim, generator=g)  # (B, T, Dv)
     mask = torch.tensor([[True, True, True], [True, True, False]])
+    extra = {}
+    if "descriptions" in head.item_inputs:  # LECCR: random description units
+        extra = {"description_features": torch.randn(2, 2, head.config.text_dim_en, generator=g),
+                 "description_mask": torch.ones(2, 2, dtype=torch.bool)}
     with torch.no_grad():
-        ctx = head.contextualize(features, mask)  # (B, T, d)
+        ctx = head.contextualize(features, mask, extra)  # (B, T', d)
+        mask = head.state_mask(mask)
         arrays = {"state": {b: head.index_state(ctx, mask, b) for b in branches},
                   "pooled": {b: {POOLED_KEY: head.pooled(ctx, mask, b)} for b in branches}}
     entries = {}
@@ -204,14 +211,22 @@ class ModelEmbedder:
     def encode_frames(self, pixel_values):
         return self.model.encode_frames(pixel_values)  # (n, Dv), no grad
 
-    def frame_states(self, features: np.ndarray, mask: np.ndarray) -> FrameStates:
+    def frame_states(self, features: np.ndarray, mask: np.ndarray,
+                     paths: list[str] | None = None) -> FrameStates:
         import torch
 
+        from ..describe import description_inputs, needs_descriptions
+
         layout = self.layout
+        if needs_descriptions(self.model) and paths is None:
+            raise ModelLoadError(f"model at {self.source} reads visual descriptions of the "
+                                 "items (LECCR): give the media paths")
         with torch.no_grad():
             f = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))  # (B, T, Dv)
             m = torch.from_numpy(np.asarray(mask, dtype=bool))  # (B, T)
-            ctx = self.head.contextualize(f, m)  # (B, T, d)
+            extra = description_inputs(self.model, paths) if paths is not None else {}
+            ctx = self.head.contextualize(f, m, extra)  # (B, T', d)
+            m = self.head.state_mask(m)  # (B, T')
             # A shared name is computed by the first branch; a "b/..." name by its branch b.
             owners = {n.rpartition("/")[0] or layout.branches[0]
                       for n, _ in layout.state + layout.pooled}

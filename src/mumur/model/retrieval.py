@@ -137,11 +137,13 @@ class RetrievalModel(nn.Module):
         return vision(pixel_values.to(vision.device)).float()
 
     @torch.no_grad()
-    def encode_media(self, paths: Sequence[str | Path]) -> MediaFeatures:
+    def encode_media(self, paths: Sequence[str | Path],
+                     extra: dict[str, Any] | None = None) -> MediaFeatures:
         """Decode, sample (uniform, `config.num_frames`), encode and contextualise media files.
 
         Args:
             paths: image or video files.
+            extra: the head's per-item inputs (`head.item_inputs`), rows in `paths` order.
 
         Returns:
             MediaFeatures with T = num_frames (images: one valid frame).
@@ -164,7 +166,8 @@ class RetrievalModel(nn.Module):
             features[i, :len(part)] = part
             mask[i, :len(part)] = True
             timestamps[i, :len(part)] = torch.tensor(fr.timestamps, dtype=torch.float32)
-        return MediaFeatures(self.head.contextualize(features, mask), mask, timestamps)
+        return MediaFeatures(self.head.contextualize(features, mask, extra),
+                             self.head.state_mask(mask), timestamps)
 
     @torch.no_grad()
     def score(self, text_emb: torch.Tensor, frames_ctx: torch.Tensor, mask: torch.Tensor,
@@ -194,7 +197,9 @@ class RetrievalModel(nn.Module):
         mask = batch.get("mask")
         mask = (torch.ones(frames.shape[:2], dtype=torch.bool, device=device) if mask is None
                 else torch.as_tensor(mask, dtype=torch.bool).to(device))
-        inputs = HeadInputs(self.head.contextualize(frames, mask), mask)  # frames_ctx (B, T, d)
+        extra = {k: v for k, v in batch.items() if k not in _STANDARD_BATCH_KEYS}
+        ctx = self.head.contextualize(frames, mask, extra)  # (B, T', d)
+        inputs = HeadInputs(ctx, self.head.state_mask(mask))
         for branch in BRANCHES:
             if f"text_{branch}_features" in batch:
                 feats = torch.as_tensor(batch[f"text_{branch}_features"]).float().to(device)
@@ -204,7 +209,7 @@ class RetrievalModel(nn.Module):
                 continue
             inputs.text_features[branch] = feats  # (B, Dt)
             inputs.text[branch] = self.head.text_embed(feats, branch)  # (B, d)
-        inputs.extra = {k: v for k, v in batch.items() if k not in _STANDARD_BATCH_KEYS}
+        inputs.extra = extra
         if self.training and training_world_size() > 1:
             inputs = _global_batch(inputs)
         return self.head.loss(inputs)

@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from ..fsutil import atomic_path, atomic_write_json
 from .offline import OfflineRecipe, load_recipe, train_offline, with_run_settings
 
-__all__ = ["StudyConfig", "load_study", "run_study", "study_variant_outcomes"]
+__all__ = ["StudyConfig", "load_study", "run_folder", "run_study", "study_variant_outcomes"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,7 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
     images) and ``n_items`` per world."""
     from ..data import load_benchmark
     from ..data.features import cached_frame_rows
+    from ..describe import description_inputs
     from ..eval.attributes import ATTRIBUTES, attribute_hits, caption_scenes, item_scenes
     from ..eval.outcomes import frame_times_of, query_outcomes
     from ..eval.runner import media_states
@@ -192,7 +193,8 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
         rows = cached_frame_rows(paths, model.encode_frames, model.vision.identity,
                                  cache_dir / "frame_features", model.config.num_frames,
                                  model.image_size, num_workers=workers, progress=False)
-        states = media_states(model, rows["features"], rows["mask"])
+        extra = description_inputs(model, paths, cache_dir)
+        states = media_states(model, rows["features"], rows["mask"], extra=extra)
         scenes = [item_scenes(e) for e in ds.extra]
         sizes.append(len(ds))
         for lang in ds.languages:
@@ -212,13 +214,18 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
     return arrays
 
 
+def run_folder(out: Path, variant: str, seed: int) -> Path:
+    """The folder of one (variant, seed) run of a study in `out` (its ``outcomes.npz``)."""
+    return Path(out) / "runs" / variant.replace(" ", "_").replace("/", "-") / f"seed-{seed}"
+
+
 def _run_variant(name: str, spec: dict, seed: int, base_name: str, base: OfflineRecipe,
                  train_world: Path,
                  test_worlds: list[Path], out: Path, workers: int, console: Console) -> Path:
     """Train (unless zero-shot) and score one (variant, seed); returns its outcomes file."""
     from ..model import load_model
 
-    run = out / "runs" / name.replace(" ", "_").replace("/", "-") / f"seed-{seed}"
+    run = run_folder(out, name, seed)
     done = run / "outcomes.npz"
     if done.exists() and (run / "run.json").exists():
         stored = json.loads((run / "run.json").read_text())

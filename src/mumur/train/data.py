@@ -312,12 +312,14 @@ class TrainBatches:
             `text_<branch>_features (B, Dt)` instead of the strings `text_<branch>`.
         drop_last: drop the last incomplete batch (kept when it is the only one).
         fixed: use `sampler.fixed_examples()` for every epoch (validation losses).
+        item_arrays: per-item head inputs (name -> (N, ...) tensor indexed by item, e.g.
+            LECCR's ``description_features``), gathered into every batch under their names.
     """
 
     def __init__(self, sampler: CaptionSampler, frames: FrameSource, batch_size: int, *,
                  frame_sampling: str = "uniform", text_en: TextFeatureTable | None = None,
                  text_ml: TextFeatureTable | None = None, drop_last: bool = True,
-                 fixed: bool = False):
+                 fixed: bool = False, item_arrays: dict[str, torch.Tensor] | None = None):
         if frame_sampling not in ("uniform", "random"):
             raise ConfigError(f"frame_sampling must be uniform or random, got {frame_sampling!r}")
         self.sampler = sampler
@@ -326,6 +328,7 @@ class TrainBatches:
         self.frame_sampling = frame_sampling
         self.text_tables = {"en": text_en, "ml": text_ml}
         self.fixed = fixed
+        self.item_arrays = dict(item_arrays or {})
         self.drop_last = drop_last and self._examples_per_epoch() >= batch_size
         self._plan: tuple[int, list[TrainExample]] | None = None
 
@@ -367,6 +370,7 @@ class TrainBatches:
                                       + ([] if ex.pair is None else [ex.pair]))
                 if self.frame_sampling == "random" else None for ex in examples]
         batch = dict(self.frames.get(items, self.frame_sampling, rngs))
+        batch.update({name: values[items] for name, values in self.item_arrays.items()})
         for branch in self.sampler.branches:
             texts = [getattr(ex, f"text_{branch}") for ex in examples]
             table = self.text_tables[branch]

@@ -209,7 +209,16 @@ def validation_metrics(result: dict) -> dict[str, float]:
     return out
 
 
-def _evaluate_fn(val: RetrievalDataset, frames, frozen: bool, languages):
+def _description_arrays(model, dataset: RetrievalDataset, cache_dir: Path,
+                        cfg: TrainConfig) -> dict:
+    """The head's description inputs for every item of `dataset` ({} for heads without)."""
+    from ..describe import description_inputs
+
+    return description_inputs(model, [str(dataset.media_path(i)) for i in range(len(dataset))],
+                              cache_dir, progress=cfg.progress)
+
+
+def _evaluate_fn(val: RetrievalDataset, frames, frozen: bool, languages, extra: dict):
     """Retrieval metrics on the validation split with the current weights. Frames come from the
     validation cache (`num_frames` uniform frames, as evaluation samples them); a trainable vision
     encoder re-encodes the cached pixels each time."""
@@ -232,7 +241,7 @@ def _evaluate_fn(val: RetrievalDataset, frames, frozen: bool, languages):
                 block[valid.numpy()] = feats.numpy()
                 features[s:s + len(valid)] = block
         states = encode_dataset_media(model, val, frame_features=(features, mask),
-                                      progress=False)
+                                      extra=extra, progress=False)
         return validation_metrics(evaluate_states(model, val, states, languages=languages))
 
     return evaluate
@@ -279,7 +288,8 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
         tables = _text_tables(model, sampler, datasets, frozen, cache_dir, cfg)
         train_data = TrainBatches(sampler, frames, cfg.batch_size, frame_sampling=sampling,
                                   text_en=tables["en"], text_ml=tables["ml"],
-                                  drop_last=cfg.drop_last)
+                                  drop_last=cfg.drop_last,
+                                  item_arrays=_description_arrays(model, train_ds, cache_dir, cfg))
 
         evaluate_fn = val_data = None
         if val_ds is not None:
@@ -291,10 +301,13 @@ def train_experiment(exp: ExperimentConfig, out_dir: str | Path,
                                              seed=cfg.seed)
                 val_data = TrainBatches(val_sampler, val_frames, cfg.batch_size,
                                         frame_sampling="uniform", text_en=tables["en"],
-                                        text_ml=tables["ml"], drop_last=False, fixed=True)
+                                        text_ml=tables["ml"], drop_last=False, fixed=True,
+                                        item_arrays=_description_arrays(model, val_ds, cache_dir,
+                                                                        cfg))
             else:
                 evaluate_fn = _evaluate_fn(val_ds, val_frames, frozen["vision"],
-                                           list(exp.data.val_languages or []) or None)
+                                           list(exp.data.val_languages or []) or None,
+                                           _description_arrays(model, val_ds, cache_dir, cfg))
     torch.manual_seed(cfg.seed)
     trainer = Trainer(model, train_data, cfg, out_dir, evaluate_fn=evaluate_fn,
                       val_data=val_data)
