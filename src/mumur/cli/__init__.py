@@ -22,7 +22,7 @@ app = typer.Typer(
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
     "synth", "demo", "presets", "train", "pretrain", "distill", "eval", "features", "translate",
-    "models", "index", "search", "info", "serve",
+    "models", "mlmm", "index", "search", "info", "serve",
 ]
 
 

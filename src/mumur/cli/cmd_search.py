@@ -1,5 +1,5 @@
 """`mumur search QUERY --index DIR [--top-k K] [--type image|video] [--exact] [--json]
-[--image PATH] [--lang CODE]`."""
+[--image PATH] [--lang CODE] [--rerank MODEL --rerank-k K]`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ def search_command(
     lang: str | None = typer.Option(None, "--lang", help="Query language code (en, de, ...): "
                                     "English uses the English branch, others the multilingual "
                                     "one. Default: detected."),
+    rerank: Path | None = typer.Option(None, "--rerank", help="MLMM cross-encoder folder "
+                                       "(`mumur mlmm finetune`): reorders the two-stream top "
+                                       "--rerank-k; frame features are kept in "
+                                       "INDEX/rerank-features."),
+    rerank_k: int = typer.Option(50, "--rerank-k", min=1, max=1000,
+                                 help="Shortlist the re-ranker reorders."),
 ) -> None:
     """Search an index by text (any language) or by an example image."""
     from ..errors import QueryError
@@ -50,13 +56,20 @@ def search_command(
 
     if (query is None) == (image is None):
         raise QueryError(query, "give either QUERY text or --image PATH")
+    if rerank is not None and image is not None:
+        raise QueryError(None, "--rerank scores text queries only")
+    reranker = None
+    if rerank is not None:
+        from ..rerank import load_reranker
+
+        reranker = load_reranker(rerank, index / "rerank-features")
     idx = Index(index, model=model)
     try:
         if image is not None:
             response = idx.search_image(image, k=top_k, media_type=media_type)
         else:
             response = idx.search(query, k=top_k, media_type=media_type, exact=exact,
-                                  language=lang)
+                                  language=lang, rerank=reranker, rerank_k=rerank_k)
     finally:
         idx.close()
     if json_out:

@@ -46,7 +46,9 @@ ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
 @dataclass
 class SearchResult:
     """One hit. `path` is printable (U+FFFD for undecodable bytes); `timestamp` is the best
-    matching second for videos (frame with the largest attention weight), None for images."""
+    matching second for videos (frame with the largest attention weight), None for images.
+    `rerank_score` is the cross-encoder's score when a re-ranker reordered the shortlist this hit
+    is in (`score`, `calibrated` and `relevant` stay the two-stream figures)."""
 
     id: int
     path: str
@@ -55,6 +57,7 @@ class SearchResult:
     timestamp: float | None
     calibrated: float
     relevant: bool
+    rerank_score: float | None = None
 
 
 def relevance_threshold(n_candidates: int, n_null: int | None = None,
