@@ -8,8 +8,17 @@ import math
 import pytest
 import torch
 
-from mumur.rerank.objectives import (IGNORE, itm_loss, itm_pairs, mask_frames, mask_tokens,
-                                     mlm_loss, mrc_loss, mrfr_loss, soft_labels)
+from mumur.rerank.objectives import (
+    IGNORE,
+    itm_loss,
+    itm_pairs,
+    mask_frames,
+    mask_tokens,
+    mlm_loss,
+    mrc_loss,
+    mrfr_loss,
+    soft_labels,
+)
 
 SPECIAL = (0, 1, 2, 3, 4)  # pad, unk, <s>, </s>, <mask>
 

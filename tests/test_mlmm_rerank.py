@@ -9,8 +9,16 @@ import torch
 from conftest import PaletteEmbedder
 
 from mumur.index import Index
-from mumur.rerank import (MLMM, OBJECTIVES, MLMMConfig, Reranker, load_mlmm, rerank_order,
-                          rerank_results, reranked_ranks)
+from mumur.rerank import (
+    MLMM,
+    OBJECTIVES,
+    MLMMConfig,
+    Reranker,
+    load_mlmm,
+    rerank_order,
+    rerank_results,
+    reranked_ranks,
+)
 from mumur.rerank.objectives import mask_frames, mask_tokens
 
 
@@ -186,3 +194,35 @@ def test_reranker_scores_with_the_itm_head_and_reads_each_item_once():
     expected = model.itm_logits(ids, valid, feats, torch.ones(3, 4, dtype=torch.bool))
     assert np.allclose(scores, expected.detach().numpy(), atol=1e-5)
     assert again[0] == pytest.approx(scores[1], abs=1e-5)
+
+
+def test_rerank_summary_reports_gains_with_intervals_per_language_and_k():
+    from mumur.recipes.mlmm import MLMMRecipe
+    from mumur.recipes.mlmm_report import _summary, rerank_markdown
+
+    rng = np.random.default_rng(0)
+    recipe = MLMMRecipe(seeds=(0, 1), k=(2, 5))
+    runs = []
+    for _ in recipe.seeds:
+        run = {"n_items": np.array([20])}
+        for lang in ("en", "de"):
+            base = rng.integers(1, 21, size=50)
+            run[f"{lang}/base"] = base
+            run[f"{lang}/k2"] = np.where(base <= 2, 1, base)  # re-ranking lifts the top 2
+            run[f"{lang}/k5"] = np.where(base <= 5, 1, base)
+        runs.append(run)
+    latency = {"median_ms": {"two-stream": 2.0, "2": 3.0, "5": 5.0, "all": 20.0}, "gallery": 20,
+               "queries": 4, "added_ms": {"2": 1.0, "5": 3.0, "all": 18.0},
+               "ratio": {"2": 1.5, "5": 2.5, "all": 10.0}}
+    training = {"pretrain": {"steps": 3, "seconds": 1.0, "final": {}},
+                "0": {"seconds": 1.0}, "1": {"seconds": 1.0}}
+    summary = _summary(recipe, runs, latency, training)
+    for lang in ("en", "de"):
+        base = [r[f"{lang}/base"] for r in runs]
+        expected = np.mean([100 * np.mean(b <= 5) - 100 * np.mean(b == 1) for b in base])
+        gain = summary["results"]["k5"][lang]["gain_R1"]
+        assert gain["mean"] == pytest.approx(expected, abs=1e-3)
+        assert gain["ci95"][0] <= gain["mean"] <= gain["ci95"][1]
+        assert summary["results"]["k2"][lang]["gain_R1"]["mean"] <= gain["mean"]
+    text = rerank_markdown(summary, "mumur mlmm study ...")
+    assert "| 5 |" in text and "single-stream only" in text and "10.0" in text

@@ -34,12 +34,12 @@ from .metrics import (
 
 __all__ = [
     "MediaStates",
-    "media_states",
     "encode_dataset_media",
     "evaluate",
-    "evaluate_states",
     "evaluate_embeddings",
     "evaluate_from_config",
+    "evaluate_states",
+    "media_states",
 ]
 
 

@@ -28,7 +28,7 @@ from rich.console import Console
 from ..config import config_from_dict, load_packaged_config
 from ..errors import ConfigError
 from ..fsutil import atomic_write_json
-from ..rerank.model import MLMM, MLMMConfig, TOKENIZER_FILE, load_mlmm
+from ..rerank.model import MLMM, TOKENIZER_FILE, MLMMConfig, load_mlmm
 from ..rerank.reranker import TextTokenizer
 from ..train.mlmm import MLMMStage, build_pair_data, category_embeddings, train_mlmm
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from rich.console import Console
 
 from ..fsutil import atomic_path, atomic_write_json
@@ -32,24 +33,23 @@ __all__ = ["rerank_markdown", "rerank_study"]
 
 def _seed_outcomes(recipe: MLMMRecipe, base_model: Path, mlmm: Path, galleries: list[Path],
                    cache_root: Path, workers: int) -> dict[str, np.ndarray]:
-    from ..data import load_benchmark
     from ..eval.outcomes import query_outcomes
     from ..eval.runner import media_states
     from ..model import load_model
     from ..rerank import load_reranker, reranked_ranks
     from .mlmm import world_rows
 
-    model = load_model(base_model)
+    model = load_model(base_model).eval()
     reranker = load_reranker(mlmm, cache_root / "frame_features", workers=workers)
     kmax = max(recipe.k)
     parts: dict[str, list[np.ndarray]] = {}
+    sizes = []
     for gallery in galleries:
         ds, feats, mask = world_rows(gallery, "test", model.vision, cache_root,
                                      model.config.num_frames, workers)
-        import torch
-
-        states = media_states(model, torch.from_numpy(feats), torch.from_numpy(mask))
+        states = media_states(model, feats, mask)
         frames, fmask = torch.from_numpy(feats), torch.from_numpy(mask)
+        sizes.append(len(ds))
         for lang in ds.languages:
             out = query_outcomes(model, ds, states, lang)
             texts, _ = ds.captions_for(lang)
@@ -62,11 +62,13 @@ def _seed_outcomes(recipe: MLMMRecipe, base_model: Path, mlmm: Path, galleries: 
             for K in recipe.k:
                 parts.setdefault(f"{lang}/k{K}", []).append(reranked_ranks(
                     out.ranks, shortlist, cross, out.caption_item, min(K, k)))
-    return {key: np.concatenate(v).astype(np.int64) for key, v in parts.items()}
+    arrays = {key: np.concatenate(v).astype(np.int64) for key, v in parts.items()}
+    arrays["n_items"] = np.asarray(sizes, dtype=np.int64)
+    return arrays
 
 
 def _latency(recipe: MLMMRecipe, base_model: Path, mlmm: Path, gallery: Path, out: Path,
-             workers: int) -> dict:
+             feature_root: Path, workers: int) -> dict:
     from ..data import load_benchmark
     from ..index import Index, build_index
     from ..rerank import load_reranker
@@ -75,7 +77,9 @@ def _latency(recipe: MLMMRecipe, base_model: Path, mlmm: Path, gallery: Path, ou
     index_dir = out / "latency-index"
     build_index([str(ds.media_path(i)) for i in range(len(ds))], index_dir, str(base_model),
                 num_workers=workers, progress=False)
-    reranker = load_reranker(mlmm, index_dir / "rerank-features", workers=workers)
+    # the study's feature store holds these videos' frames already (`mumur search --rerank`
+    # keeps its own under INDEX/rerank-features, filled on first use)
+    reranker = load_reranker(mlmm, feature_root, workers=workers)
     langs = ds.languages
     queries = []
     for i in range(recipe.latency_queries):
@@ -110,7 +114,7 @@ def _summary(recipe: MLMMRecipe, runs: list[dict[str, np.ndarray]], latency: dic
              training: dict) -> dict:
     from ..eval.stats import paired_difference, summarize_ranks
 
-    langs = sorted({k.split("/")[0] for k in runs[0]}, key=lambda x: (x != "en", x))
+    langs = sorted({k.split("/")[0] for k in runs[0] if "/" in k}, key=lambda x: (x != "en", x))
     n_items = int(sum(runs[0]["n_items"])) if "n_items" in runs[0] else None
     table: dict = {}
     for K in ["base"] + [f"k{k}" for k in recipe.k]:
@@ -161,8 +165,6 @@ def rerank_study(recipe: MLMMRecipe, base_out: str | Path, out: str | Path, *, w
         if not done.exists():
             arrays = _seed_outcomes(recipe, base_model, mlmm, galleries, base_out / "cache",
                                     workers)
-            arrays["n_items"] = np.asarray([len(json.loads(
-                (g / "manifest.json").read_text())["items"]) for g in galleries])
             with atomic_path(done) as tmp, open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
         runs.append(dict(np.load(done)))
@@ -170,7 +172,7 @@ def rerank_study(recipe: MLMMRecipe, base_out: str | Path, out: str | Path, *, w
     training["pretrain"] = json.loads((pretrained / "training.json").read_text())
     base0 = Path(json.loads((base_runs[recipe.seeds[0]].parent / "run.json").read_text())["model"])
     latency = _latency(recipe, base0, out / f"finetuned-seed-{recipe.seeds[0]}", galleries[0],
-                       out, workers)
+                       out, base_out / "cache" / "frame_features", workers)
     summary = _summary(recipe, runs, latency, training)
     atomic_write_json(out / "results.json", summary, indent=2)
     return summary
@@ -196,20 +198,20 @@ def rerank_markdown(summary: dict, command: str) -> str:
     first = res["base"]["en"]["R1"]
     lines = [
         "# Re-ranking the two-stream shortlist with MLMM (single-stream cross-encoder)", "",
-        f"Written by `{command}`. Base: the `{summary['base']}` runs (two-stream), one per "
+        (f"Written by `{command}`. Base: the `{summary['base']}` runs (two-stream), one per "
         f"seed {summary['seeds']}, each paired with an MLMM fine-tuned with the same seed from "
         f"one pre-trained MLMM. Test: {first['n_queries']} videos per language "
         f"({first['n_candidates']} candidates per query set). Each cell: mean over seeds ± std "
         "[95% paired bootstrap interval over captions]; gains are re-ranked minus two-stream on "
-        "the same captions.", "",
+        "the same captions."), "",
         "## Quality against latency", "",
-        f"Latency: median per query through `mumur.Index.search` on an index of "
+        (f"Latency: median per query through `mumur.Index.search` on an index of "
         f"{lat['gallery']} videos ({lat['queries']} queries, every language, warm), this CPU, "
-        f"1 thread. Two-stream alone: {lat['median_ms']['two-stream']:.1f} ms.", "",
-        "| shortlist K | en t2v R@1 | en gain | non-en mean gain | ms / query | added ms | x "
-        "two-stream |", "|---|---|---|---|---|---|---|",
-        f"| none (two-stream) | {_cell(res['base']['en']['R1'])} | - | - | "
-        f"{lat['median_ms']['two-stream']:.1f} | - | 1.0 |"]
+        f"1 thread. Two-stream alone: {lat['median_ms']['two-stream']:.1f} ms."), "",
+        ("| shortlist K | en t2v R@1 | en gain | non-en mean gain | ms / query | added ms | x "
+        "two-stream |"), "|---|---|---|---|---|---|---|",
+        (f"| none (two-stream) | {_cell(res['base']['en']['R1'])} | - | - | "
+        f"{lat['median_ms']['two-stream']:.1f} | - | 1.0 |")]
     for k in summary["k"]:
         row = res[f"k{k}"]
         others = [row[lang]["gain_R1"]["mean"] for lang in langs if lang != "en"]

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from .model import MLMM, MLMMConfig, MLMMOutput, load_mlmm
 from .objectives import OBJECTIVES
-from .reranker import (Reranker, TextTokenizer, load_reranker, rerank_order, rerank_results,
-                       reranked_ranks)
+from .reranker import (
+                       Reranker,
+                       TextTokenizer,
+                       load_reranker,
+                       rerank_order,
+                       rerank_results,
+                       reranked_ranks,
+)
 
 __all__ = ["MLMM", "OBJECTIVES", "MLMMConfig", "MLMMOutput", "Reranker", "TextTokenizer",
            "load_mlmm", "load_reranker", "rerank_order", "rerank_results", "reranked_ranks"]

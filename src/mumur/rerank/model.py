@@ -145,7 +145,7 @@ class MLMM(nn.Module):
         Returns:
             `MLMMOutput`.
         """
-        b, t = frames.shape[:2]
+        t = frames.shape[1]
         length = input_ids.shape[1]
         if t > self.config.max_frames or length > self.config.max_text_len:
             raise ValueError(f"{t} frames / {length} tokens exceed the model's "

@@ -200,7 +200,7 @@ def train_mlmm(model: MLMM, data: PairData, stage: MLMMStage, *, seed: int,
     weights = torch.tensor([stage.tasks[n] for n in names], dtype=torch.float)
     history: dict[str, list[float]] = {n: [] for n in names}
     start = time.perf_counter()
-    log = open(log_path, "w", encoding="utf-8") if log_path else None
+    log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115
     try:
         for step in range(stage.steps):
             task = names[int(torch.multinomial(weights, 1, generator=g))]
