@@ -226,3 +226,18 @@ def test_rerank_summary_reports_gains_with_intervals_per_language_and_k():
         assert summary["results"]["k2"][lang]["gain_R1"]["mean"] <= gain["mean"]
     text = rerank_markdown(summary, "mumur mlmm study ...")
     assert "| 5 |" in text and "single-stream only" in text and "10.0" in text
+
+
+def test_http_search_rerank_k_reorders_the_shortlist_and_needs_a_reranker(served):
+    client, resources = served
+    reply = client.get("/api/search", params={"q": "green", "k": 12, "rerank_k": 3})
+    assert reply.status_code == 400 and "--rerank" in reply.json()["error"]
+    plain = client.get("/api/search", params={"q": "green", "k": 12}).json()
+    resources.reranker = _ByName("blue")
+    body = client.get("/api/search", params={"q": "green", "k": 12, "rerank_k": 3}).json()
+    ids = [r["id"] for r in plain["results"]]
+    got = [r["id"] for r in body["results"]]
+    assert sorted(got[:3]) == sorted(ids[:3]) and got[3:] == ids[3:]
+    assert body["rerank_k"] == 3 and body["mode"] == "two-stage+rerank"
+    assert all(r["rerank_score"] is not None for r in body["results"][:3])
+    assert plain["rerank_k"] == 0 and plain["results"][0]["rerank_score"] is None

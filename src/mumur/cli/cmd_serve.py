@@ -15,12 +15,14 @@ def serve_command(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port."),
     api_key: str | None = typer.Option(None, "--api-key", envvar="MUMUR_API_KEY",
                                           help="Require this X-API-Key on /api routes."),
+    rerank: Path | None = typer.Option(None, "--rerank", help="MLMM cross-encoder folder: "
+                                       "/api/search?rerank_k=K reorders the two-stream top K."),
 ) -> None:
     """Serve the search API and the web UI (http://HOST:PORT/)."""
     from ..serve import serve
 
     typer.echo(f"serving {index} on http://{host}:{port}/ (API docs: /docs)")
-    serve(index, host=host, port=port, api_key=api_key)
+    serve(index, host=host, port=port, api_key=api_key, rerank=rerank)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,10 @@ A recipe names:
 * ``base_study`` / ``base_variant``: the study whose two-stream runs are re-ranked (its train
   world is the fine-tuning data, its test galleries the evaluation); ``seeds``: fine-tuning seeds,
   each paired with the base variant's run of the same seed; ``k``: shortlist sizes;
-  ``galleries``: how many of the study's test galleries to evaluate on; ``latency_queries``.
+  ``galleries``: how many of the study's test galleries to evaluate on;
+  ``queries_per_language``: captions per gallery and language scored (a fixed random subset, the
+  same for every seed; 0 = all: the cross-encoder's cost is the bound on a CPU);
+  ``latency_queries``: queries timed.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class MLMMRecipe:
     seeds: tuple[int, ...] = (0, 1, 2)
     k: tuple[int, ...] = (10, 50, 100)
     galleries: int = 1
+    queries_per_language: int = 0
     latency_queries: int = 30
     name: str = "mlmm"
 

@@ -31,6 +31,14 @@ from .study import load_study, study_variant_runs, study_worlds
 __all__ = ["rerank_markdown", "rerank_study"]
 
 
+def _query_subset(n: int, limit: int) -> np.ndarray:
+    """A fixed subset of `limit` caption positions out of `n` (all when limit is 0 or >= n),
+    in order; the same for every seed, so seeds stay paired."""
+    if not limit or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=limit, replace=False))
+
+
 def _seed_outcomes(recipe: MLMMRecipe, base_model: Path, mlmm: Path, galleries: list[Path],
                    cache_root: Path, workers: int) -> dict[str, np.ndarray]:
     from ..eval.outcomes import query_outcomes
@@ -53,15 +61,17 @@ def _seed_outcomes(recipe: MLMMRecipe, base_model: Path, mlmm: Path, galleries: 
         for lang in ds.languages:
             out = query_outcomes(model, ds, states, lang)
             texts, _ = ds.captions_for(lang)
+            keep = _query_subset(len(texts), recipe.queries_per_language)
+            texts = [texts[i] for i in keep]
             k = min(kmax, out.n_items)
-            shortlist = np.argsort(-out.scores, axis=1, kind="stable")[:, :k]  # (n, k)
+            shortlist = np.argsort(-out.scores[keep], axis=1, kind="stable")[:, :k]  # (n, k)
             flat = torch.from_numpy(shortlist.reshape(-1))
             cross = reranker.score_pairs([t for t in texts for _ in range(k)], frames[flat],
                                          fmask[flat]).reshape(len(texts), k)
-            parts.setdefault(f"{lang}/base", []).append(out.ranks)
+            parts.setdefault(f"{lang}/base", []).append(out.ranks[keep])
             for K in recipe.k:
                 parts.setdefault(f"{lang}/k{K}", []).append(reranked_ranks(
-                    out.ranks, shortlist, cross, out.caption_item, min(K, k)))
+                    out.ranks[keep], shortlist, cross, out.caption_item[keep], min(K, k)))
     arrays = {key: np.concatenate(v).astype(np.int64) for key, v in parts.items()}
     arrays["n_items"] = np.asarray(sizes, dtype=np.int64)
     return arrays

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..fsutil import atomic_write_bytes
 from ..index import Index
 from ..index.store import ItemRecord
+from ..rerank import Reranker, load_reranker
 
 __all__ = ["THUMB_SIZE", "Resources", "load_resources"]
 
@@ -27,11 +28,13 @@ class Resources:
         index: the opened `Index` (its matrix cache follows concurrent index runs).
         thumb_dir: folder of cached JPEG thumbnails.
         api_key: required X-API-Key (None: open).
+        reranker: a cross-encoder `rerank_k` requests use (`mumur serve --rerank`), or None.
     """
 
     index: Index
     thumb_dir: Path
     api_key: str | None = None
+    reranker: Reranker | None = None
     _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def check_key(self, given: str | None) -> bool:
@@ -84,7 +87,8 @@ class Resources:
 
 
 def load_resources(index_dir: str | os.PathLike, embedder=None, api_key: str | None = None,
-                   thumb_dir: str | os.PathLike | None = None) -> Resources:
+                   thumb_dir: str | os.PathLike | None = None,
+                   rerank: str | os.PathLike | None = None) -> Resources:
     """Open the index and load its query model (so the first search is not slow).
 
     Args:
@@ -92,12 +96,16 @@ def load_resources(index_dir: str | os.PathLike, embedder=None, api_key: str | N
         embedder: query embedder (default: the index's recorded model).
         api_key: require this X-API-Key on /api routes (health excepted).
         thumb_dir: thumbnail cache (default: INDEX/thumbs).
+        rerank: an MLMM folder to serve `rerank_k` with (frame features in
+            INDEX/rerank-features).
 
     Returns:
         `Resources`.
     """
     index = Index(index_dir, embedder=embedder)
     index.warm_up()  # load now: fail at startup, not on the first request
+    reranker = None if rerank is None else load_reranker(rerank,
+                                                         Path(index_dir) / "rerank-features")
     return Resources(index=index, thumb_dir=Path(thumb_dir or Path(index_dir) / "thumbs"),
-                     api_key=api_key)
+                     api_key=api_key, reranker=reranker)
 

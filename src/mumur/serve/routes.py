@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 
-from ..errors import MediaDecodeError
+from ..errors import MediaDecodeError, QueryError
 from ..index.language import LANGUAGE_PATTERN
 from ..index.search import MAX_QUERY_CHARS, QUERY_PATTERN
 from ..index.store import MAX_ITEM_ID
@@ -89,10 +89,16 @@ def search(
                              "code (en, de, zh-Hant, ...): English goes through the English "
                              "branch, others through the multilingual one. Default: detected; "
                              "only a confident English detection counts as English."),
+    rerank_k: int = Query(0, ge=0, le=MAX_K, description="Reorder the two-stream top "
+                          "`rerank_k` with the server's cross-encoder (`mumur serve --rerank`); "
+                          "0: no re-ranking. The re-ranker never changes which items those are."),
     res: Resources = Depends(resources),
 ) -> dict:
     """Rank indexed media for a text query (QueryError -> 400)."""
-    response = res.index.search(q, k=k, media_type=type, exact=exact, language=lang)
+    if rerank_k and res.reranker is None:
+        raise QueryError(q, "rerank_k needs a server started with --rerank MODEL")
+    response = res.index.search(q, k=k, media_type=type, exact=exact, language=lang,
+                                rerank=res.reranker if rerank_k else None, rerank_k=rerank_k)
     body = response.to_dict()
     body.pop("candidates", None)
     return body

@@ -19,6 +19,9 @@ class SearchHit(BaseModel):
     timestamp: float | None
     calibrated: float = Field(description="z-score vs the query's non-matching items.")
     relevant: bool = Field(description="calibrated >= the relevance threshold.")
+    rerank_score: float | None = Field(
+        None, description="Cross-encoder (MLMM ITM) score when the hit was in the re-ranked "
+        "shortlist; `score`, `calibrated` and `relevant` stay the two-stream figures.")
 
 
 class SearchReply(BaseModel):
@@ -27,7 +30,7 @@ class SearchReply(BaseModel):
     results: list[SearchHit]
     query: str
     took_ms: float
-    mode: Literal["two-stage", "exact", "image"]
+    mode: Literal["two-stage", "exact", "image", "two-stage+rerank", "exact+rerank"]
     relevant: bool = Field(description="False means 'no relevant results'.")
     threshold: float
     branch: Literal["en", "ml"] = Field(
@@ -37,6 +40,8 @@ class SearchReply(BaseModel):
         description="The query language as given (`lang`) or confidently detected; null when "
         "unknown.")
     language_detected: bool = Field(description="Whether `language` was detected.")
+    rerank_k: int = Field(0, description="Shortlist the server's re-ranker reordered (0: none).")
+    rerank_ms: float | None = Field(None, description="Re-ranking's share of `took_ms`.")
 
 
 class HealthReply(BaseModel):
