@@ -231,7 +231,7 @@ def test_rerank_summary_reports_gains_with_intervals_per_language_and_k():
 def test_http_search_rerank_k_reorders_the_shortlist_and_needs_a_reranker(served):
     client, resources = served
     reply = client.get("/api/search", params={"q": "green", "k": 12, "rerank_k": 3})
-    assert reply.status_code == 400 and "--rerank" in reply.json()["error"]
+    assert reply.status_code == 409 and "--rerank" in reply.json()["error"]
     plain = client.get("/api/search", params={"q": "green", "k": 12}).json()
     resources.reranker = _ByName("blue")
     body = client.get("/api/search", params={"q": "green", "k": 12, "rerank_k": 3}).json()

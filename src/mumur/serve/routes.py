@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 
-from ..errors import MediaDecodeError, QueryError
+from ..errors import MediaDecodeError
 from ..index.language import LANGUAGE_PATTERN
 from ..index.search import MAX_QUERY_CHARS, QUERY_PATTERN
 from ..index.store import MAX_ITEM_ID
@@ -76,7 +76,7 @@ def health(res: Resources = Depends(resources)) -> dict:
 
 
 @router.get("/search", response_model=SearchReply, dependencies=[Depends(require_key)],
-            responses=_errors(400, 401))
+            responses=_errors(400, 401, 409))
 def search(
     q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, pattern=QUERY_PATTERN,
                    description="Query, any language: at least one visible character, no "
@@ -95,8 +95,9 @@ def search(
     res: Resources = Depends(resources),
 ) -> dict:
     """Rank indexed media for a text query (QueryError -> 400)."""
-    if rerank_k and res.reranker is None:
-        raise QueryError(q, "rerank_k needs a server started with --rerank MODEL")
+    if rerank_k and res.reranker is None:  # a valid request this server cannot serve: 409
+        raise HTTPException(status_code=409, detail="rerank_k needs a server started with "
+                            "--rerank MODEL")
     response = res.index.search(q, k=k, media_type=type, exact=exact, language=lang,
                                 rerank=res.reranker if rerank_k else None, rerank_k=rerank_k)
     body = response.to_dict()

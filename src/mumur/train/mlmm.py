@@ -210,7 +210,7 @@ def train_mlmm(model: MLMM, data: PairData, stage: MLMMStage, *, seed: int,
             torch.nn.utils.clip_grad_norm_(model.parameters(), stage.grad_clip)
             opt.step()
             sched.step()
-            history[task].append(float(out.loss))
+            history[task].append(out.loss.item())
             if log and (step + 1) % stage.log_every == 0:
                 recent = {f"loss_{n}": round(float(np.mean(v[-20:])), 4)
                           for n, v in history.items() if v}
