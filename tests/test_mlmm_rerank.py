@@ -241,3 +241,40 @@ def test_http_search_rerank_k_reorders_the_shortlist_and_needs_a_reranker(served
     assert body["rerank_k"] == 3 and body["mode"] == "two-stage+rerank"
     assert all(r["rerank_score"] is not None for r in body["results"][:3])
     assert plain["rerank_k"] == 0 and plain["results"][0]["rerank_score"] is None
+
+
+def test_init_from_student_reproduces_the_students_bert_on_text_alone():
+    """MLMM started from the packaged M-CLIP student (§3.1.4's XLM-R start): with every visual
+    token padded out, its text states are the student BERT's (q/k/v order, LayerNorms, GELU)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertModel
+
+    from mumur.encoders import packaged_checkpoint
+    from mumur.errors import ConfigError
+    from mumur.recipes.mlmm import init_from_student
+
+    folder = Path(packaged_checkpoint("world-m-clip"))
+    bert_cfg = json.loads((folder / "config.json").read_text())["transformerConfig"]
+    bert = BertModel(BertConfig(**{k: v for k, v in bert_cfg.items() if not k.startswith("_")}),
+                     add_pooling_layer=False).eval()
+    weights = load_file(str(folder / "model.safetensors"))
+    bert.load_state_dict({k[len("transformer."):]: v for k, v in weights.items()
+                          if k.startswith("transformer.") and "pooler" not in k})
+    model = MLMM(MLMMConfig(vocab_size=4000, frame_dim=192, hidden_size=128, layers=2, heads=4,
+                            intermediate_size=512, max_text_len=40)).eval()
+    init_from_student(model, folder)
+    ids = torch.tensor([[2, 25, 28, 109, 13, 402, 3, 0], [2, 3136, 475, 43, 42, 18, 3, 0]])
+    valid = ids != 0
+    frames = torch.randn(2, 12, 192)
+    with torch.no_grad():
+        ours = model(ids, valid, frames, torch.zeros(2, 12, dtype=torch.bool)).text
+        theirs = bert(input_ids=ids, attention_mask=valid.long()).last_hidden_state
+    # equal up to LayerNorm eps (PyTorch's 1e-5 here, BERT's 1e-12): the mapping is exact
+    assert torch.allclose(ours[valid], theirs[valid], atol=1e-2)
+    assert not torch.allclose(ours[valid], theirs[valid].roll(1, dims=-1), atol=1e-1)
+    small = MLMM(MLMMConfig(vocab_size=4000, frame_dim=192, hidden_size=64, heads=4))
+    with pytest.raises(ConfigError, match="does not fit"):
+        init_from_student(small, folder)

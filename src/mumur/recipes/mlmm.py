@@ -5,8 +5,9 @@ A recipe names:
 
 * ``model``: `MLMMConfig` fields (the tokenizer fills the vocabulary and special ids, the vision
   tower the feature dimension); ``tokenizer``: the packaged multilingual tokenizer
-  (``world-m-clip``, the M-CLIP student's); ``init_word_embeddings``: a packaged M-CLIP student
-  whose word embeddings start the text embedder (§3.1.4 starts from XLM-R; needs its width);
+  (``world-m-clip``, the M-CLIP student's); ``init_from``: a packaged M-CLIP student (a BERT)
+  whose embeddings and layers start the transformer (§3.1.4 starts from XLM-R; same shape
+  needed, `init_from_student`);
 * ``category_scale``: inverse temperature of MRC's soft labels (`train.mlmm.category_embeddings`);
 * ``pretrain_world``: the synthetic world MLMM pre-trains on (seed 1001 is world-clip's pretraining
   world; every split is used) and ``pretrain`` / ``finetune``: `MLMMStage` settings;
@@ -35,8 +36,8 @@ from ..rerank.model import MLMM, TOKENIZER_FILE, MLMMConfig, load_mlmm
 from ..rerank.reranker import TextTokenizer
 from ..train.mlmm import MLMMStage, build_pair_data, category_embeddings, train_mlmm
 
-__all__ = ["MLMMRecipe", "finetune", "load_mlmm_recipe", "new_model", "pretrain",
-           "world_rows"]
+__all__ = ["MLMMRecipe", "finetune", "init_from_student", "load_mlmm_recipe", "new_model",
+           "pretrain", "world_rows"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class MLMMRecipe:
 
     model: dict = field(default_factory=dict)
     tokenizer: str = "world-m-clip"
-    init_word_embeddings: str | None = None
+    init_from: str | None = None
     category_scale: float = 50.0
     pretrain_world: dict = field(default_factory=lambda: {"seed": 1001, "videos": 800})
     pretrain: dict = field(default_factory=dict)
@@ -100,20 +101,59 @@ def new_model(recipe: MLMMRecipe, frame_dim: int) -> MLMM:
                                         "num_classes": len(COLOURS) * len(SHAPES)},
                            context=f"mlmm {recipe.name}.model")
     model = MLMM(cfg)
-    if recipe.init_word_embeddings:
-        from safetensors.torch import load_file
-
+    if recipe.init_from:
         from ..encoders import packaged_checkpoint
 
-        weights = load_file(str(Path(packaged_checkpoint(recipe.init_word_embeddings))
-                                / "model.safetensors"))
-        table = weights["transformer.embeddings.word_embeddings.weight"]
-        if table.shape != model.word_embeddings.weight.shape:
-            raise ConfigError(f"init_word_embeddings: {tuple(table.shape)} does not fit "
-                              f"{tuple(model.word_embeddings.weight.shape)}")
-        with torch.no_grad():
-            model.word_embeddings.weight.copy_(table)
+        init_from_student(model, Path(packaged_checkpoint(recipe.init_from)))
     return model
+
+
+def init_from_student(model: MLMM, folder: Path) -> None:
+    """Start MLMM from an M-CLIP student's BERT (MLMM §3.1.4 initialises the transformer and
+    the text embedder from XLM-R): word / position / type embeddings, the embedding LayerNorm
+    and every encoder layer (q, k, v stacked into PyTorch's in-projection). The visual
+    projection starts as the pseudo-inverse of the student's output projection (hidden -> the
+    vision tower's joint space), so a frame token starts where a caption of it would pool to.
+
+    Raises:
+        ConfigError: the student's shapes do not fit the model.
+    """
+    from safetensors.torch import load_file
+
+    w = load_file(str(folder / "model.safetensors"))
+    e = "transformer.embeddings."
+    pairs = [(model.word_embeddings.weight, w[e + "word_embeddings.weight"]),
+             (model.text_positions.weight,
+              w[e + "position_embeddings.weight"][:model.config.max_text_len]),
+             (model.modality.weight[1], w[e + "token_type_embeddings.weight"][0]),
+             (model.norm.weight, w[e + "LayerNorm.weight"]), (model.norm.bias, w[e + "LayerNorm.bias"])]
+    for i, layer in enumerate(model.encoder.layers):
+        p = f"transformer.encoder.layer.{i}."
+        if p + "attention.self.query.weight" not in w:
+            raise ConfigError(f"{folder}: no encoder layer {i} for MLMM's {model.config.layers}")
+        qkv = [p + f"attention.self.{n}" for n in ("query", "key", "value")]
+        pairs += [
+            (layer.self_attn.in_proj_weight, torch.cat([w[n + ".weight"] for n in qkv])),
+            (layer.self_attn.in_proj_bias, torch.cat([w[n + ".bias"] for n in qkv])),
+            (layer.self_attn.out_proj.weight, w[p + "attention.output.dense.weight"]),
+            (layer.self_attn.out_proj.bias, w[p + "attention.output.dense.bias"]),
+            (layer.norm1.weight, w[p + "attention.output.LayerNorm.weight"]),
+            (layer.norm1.bias, w[p + "attention.output.LayerNorm.bias"]),
+            (layer.linear1.weight, w[p + "intermediate.dense.weight"]),
+            (layer.linear1.bias, w[p + "intermediate.dense.bias"]),
+            (layer.linear2.weight, w[p + "output.dense.weight"]),
+            (layer.linear2.bias, w[p + "output.dense.bias"]),
+            (layer.norm2.weight, w[p + "output.LayerNorm.weight"]),
+            (layer.norm2.bias, w[p + "output.LayerNorm.bias"])]
+    out_w, out_b = w["LinearTransformation.weight"], w["LinearTransformation.bias"]  # (Dv, H)
+    inverse = torch.linalg.pinv(out_w.float())  # (H, Dv)
+    pairs += [(model.frame_proj.weight, inverse), (model.frame_proj.bias, -inverse @ out_b)]
+    bad = [(tuple(t.shape), tuple(s.shape)) for t, s in pairs if t.shape != s.shape]
+    if bad:
+        raise ConfigError(f"{folder} does not fit this MLMM (model vs student shapes {bad[:3]})")
+    with torch.no_grad():
+        for target, source in pairs:
+            target.copy_(source)
 
 
 def world_rows(world: Path, split: str, vision, cache_root: Path, num_frames: int,

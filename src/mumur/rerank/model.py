@@ -119,6 +119,7 @@ class MLMM(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, h, padding_idx=config.pad_id)
         self.text_positions = nn.Embedding(config.max_text_len, h)
         self.frame_proj = nn.Linear(config.frame_dim, h)
+        self.frame_norm = nn.LayerNorm(h)  # UNITER normalises projected visual features
         self.frame_positions = nn.Embedding(config.max_frames, h)
         self.modality = nn.Embedding(2, h)  # 0 = visual token, 1 = text token
         self.norm = nn.LayerNorm(h)
@@ -130,6 +131,10 @@ class MLMM(nn.Module):
         self.mlm_head = _head(h, config.vocab_size)
         self.mrfr_head = _head(h, config.frame_dim)
         self.mrc_head = _head(h, config.num_classes)
+        for emb in (self.word_embeddings, self.text_positions, self.frame_positions,
+                    self.modality):
+            nn.init.normal_(emb.weight, std=0.02)  # BERT's initialiser: embeddings do not drown
+            # the (unit-scale, normalised) visual features at the start
 
     # -- encoding ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, text_mask: torch.Tensor, frames: torch.Tensor,
@@ -155,7 +160,8 @@ class MLMM(nn.Module):
             x = x.masked_fill(masked_frames.unsqueeze(-1), 0.0)  # §3.1.2 MRFR: zero vectors
         pos_v = torch.arange(t, device=frames.device)
         pos_w = torch.arange(length, device=frames.device)
-        visual = self.frame_proj(x) + self.frame_positions(pos_v) + self.modality.weight[0]
+        visual = (self.frame_norm(self.frame_proj(x)) + self.frame_positions(pos_v)
+                  + self.modality.weight[0])  # (B, T, H)
         words = (self.word_embeddings(input_ids) + self.text_positions(pos_w)
                  + self.modality.weight[1])  # (B, L, H)
         seq = self.drop(self.norm(torch.cat([visual, words], dim=1)))  # (B, T + L, H)
