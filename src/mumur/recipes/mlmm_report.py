@@ -210,8 +210,9 @@ def rerank_markdown(summary: dict, command: str) -> str:
         "# Re-ranking the two-stream shortlist with MLMM (single-stream cross-encoder)", "",
         (f"Written by `{command}`. Base: the `{summary['base']}` runs (two-stream), one per "
         f"seed {summary['seeds']}, each paired with an MLMM fine-tuned with the same seed from "
-        f"one pre-trained MLMM. Test: {first['n_queries']} videos per language "
-        f"({first['n_candidates']} candidates per query set). Each cell: mean over seeds ± std "
+        f"one pre-trained MLMM. Test: {first['n_queries']} captions per language, each "
+        f"ranking its gallery's videos ({first['n_candidates']} videos in all; the recipe's "
+        f"`queries_per_language` caps the captions scored). Each cell: mean over seeds ± std "
         "[95% paired bootstrap interval over captions]; gains are re-ranked minus two-stream on "
         "the same captions."), "",
         "## Quality against latency", "",
