@@ -278,3 +278,16 @@ def test_init_from_student_reproduces_the_students_bert_on_text_alone():
     small = MLMM(MLMMConfig(vocab_size=4000, frame_dim=192, hidden_size=64, heads=4))
     with pytest.raises(ConfigError, match="does not fit"):
         init_from_student(small, folder)
+
+
+def test_cli_table_shows_rerank_scores_and_time(palette_index_dir):
+    from mumur.cli.cmd_search import format_results
+
+    idx = Index(palette_index_dir, embedder=PaletteEmbedder())
+    try:
+        text = format_results(idx.search("green", k=4, rerank=_ByName("blue"), rerank_k=2))
+        plain = format_results(idx.search("green", k=4))
+    finally:
+        idx.close()
+    assert text.count("rerank=") == 2 and "top 2 re-ranked in" in text
+    assert "rerank" not in plain

@@ -20,13 +20,16 @@ def format_results(response) -> str:
     for rank, r in enumerate(response.results, 1):
         when = f" @ {r.timestamp:.1f}s" if r.timestamp is not None else ""
         mark = "" if r.relevant else "  (not relevant)"
-        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}  {r.media_type:5s} "
-                     f"{r.path}{when}{mark}")
+        rerank = "" if r.rerank_score is None else f"  rerank={r.rerank_score:7.3f}"
+        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}{rerank}  "
+                     f"{r.media_type:5s} {r.path}{when}{mark}")
     language = response.language or "unknown"
     if response.language_detected:
         language += ", detected"
     lines.append(f"[{response.mode}, {response.branch} branch (language {language}), "
-                 f"{response.took_ms:.1f} ms, {response.candidates} candidates]")
+                 f"{response.took_ms:.1f} ms, {response.candidates} candidates"
+                 + (f"; top {response.rerank_k} re-ranked in {response.rerank_ms:.1f} ms"
+                    if response.rerank_k else "") + "]")
     return "\n".join(lines)
 
 
