@@ -290,4 +290,4 @@ def test_cli_table_shows_rerank_scores_and_time(palette_index_dir):
     finally:
         idx.close()
     assert text.count("rerank=") == 2 and "top 2 re-ranked in" in text
-    assert "rerank" not in plain
+    assert "rerank=" not in plain and "re-ranked" not in plain
