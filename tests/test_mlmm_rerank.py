@@ -291,3 +291,16 @@ def test_cli_table_shows_rerank_scores_and_time(palette_index_dir):
         idx.close()
     assert text.count("rerank=") == 2 and "top 2 re-ranked in" in text
     assert "rerank=" not in plain and "re-ranked" not in plain
+
+
+def test_reranker_refuses_features_of_another_vision_tower(tmp_path):
+    from pathlib import Path
+
+    from mumur.encoders import packaged_checkpoint
+    from mumur.errors import ConfigError
+    from mumur.rerank import load_reranker
+
+    model = _tiny(vision_identity="clip-vision:world-clip@000000000000")
+    model.save(tmp_path / "m", Path(packaged_checkpoint("world-m-clip")) / "tokenizer.json")
+    with pytest.raises(ConfigError, match="fine-tune it again"):
+        load_reranker(tmp_path / "m", tmp_path / "features")

@@ -85,8 +85,9 @@ def _tokenizer_file(recipe: MLMMRecipe) -> Path:
     return Path(packaged_checkpoint(recipe.tokenizer)) / TOKENIZER_FILE
 
 
-def new_model(recipe: MLMMRecipe, frame_dim: int) -> MLMM:
-    """A fresh MLMM sized by the recipe, the tokenizer's vocabulary and `frame_dim`."""
+def new_model(recipe: MLMMRecipe, frame_dim: int, vision_identity: str = "") -> MLMM:
+    """A fresh MLMM sized by the recipe, the tokenizer's vocabulary and `frame_dim` (features of
+    the tower `vision_identity`)."""
     from tokenizers import Tokenizer
 
     from ..data.synthetic.world import COLOURS, SHAPES
@@ -97,6 +98,7 @@ def new_model(recipe: MLMMRecipe, frame_dim: int) -> MLMM:
     if None in special.values():
         raise ConfigError(f"tokenizer {recipe.tokenizer!r} lacks a special token: {special}")
     cfg = config_from_dict(MLMMConfig, {**recipe.model, **special, "frame_dim": frame_dim,
+                                        "vision_identity": vision_identity,
                                         "vocab_size": tok.get_vocab_size(),
                                         "num_classes": len(COLOURS) * len(SHAPES)},
                            context=f"mlmm {recipe.name}.model")
@@ -189,7 +191,7 @@ def _pair_data(recipe: MLMMRecipe, world: Path, split: str, cache_root: Path, wo
     data = build_pair_data(feats, mask, [(i, t) for i, _, t in ds.captions], tokenizer,
                            classes=classes, class_scale=recipe.category_scale,
                            hard_negatives=hard_negatives)
-    return data, int(feats.shape[-1])
+    return data, int(feats.shape[-1]), vision.identity
 
 
 def pretrain(recipe: MLMMRecipe, out: Path, *, workers: int = 2, seed: int = 0,
@@ -211,8 +213,8 @@ def pretrain(recipe: MLMMRecipe, out: Path, *, workers: int = 2, seed: int = 0,
                                     multi_shot=float(spec.get("multi_shot", 0.0))),
                  workers=workers)
     stage = recipe.stage("pretrain")
-    data, frame_dim = _pair_data(recipe, world, "train", out / "cache", workers, 0)
-    model = new_model(recipe, frame_dim)
+    data, frame_dim, identity = _pair_data(recipe, world, "train", out / "cache", workers, 0)
+    model = new_model(recipe, frame_dim, identity)
     console.print(f"MLMM pre-training: {len(data.frames)} items, {len(data.caption_item)} "
                   f"captions, {stage.steps} steps, tasks {stage.tasks}")
     info = train_mlmm(model, data, stage, seed=seed, log_path=_log(out / "pretrain.log.jsonl"))
@@ -231,8 +233,12 @@ def finetune(recipe: MLMMRecipe, pretrained: Path, train_world: Path, cache_root
     if (out / "mlmm_config.json").exists():
         return out
     stage = recipe.stage("finetune")
-    data, _ = _pair_data(recipe, train_world, "train", cache_root, workers, stage.hard_negatives)
+    data, _, identity = _pair_data(recipe, train_world, "train", cache_root, workers,
+                                   stage.hard_negatives)
     model = load_mlmm(pretrained)
+    if model.config.vision_identity not in ("", identity):
+        raise ConfigError(f"{pretrained} was pre-trained on {model.config.vision_identity} "
+                          f"features; the fine-tuning data come from {identity}")
     info = train_mlmm(model, data, stage, seed=seed, log_path=_log(out.parent / f"{out.name}.log"
                                                                        ".jsonl"))
     model.save(out, Path(pretrained) / TOKENIZER_FILE)

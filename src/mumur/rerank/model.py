@@ -57,7 +57,9 @@ class MLMMConfig:
         pad_id, cls_id, sep_id, mask_id: the tokenizer's special ids.
         text_mask_prob: MLM masking rate (BERT: 15%); region_mask_prob: MRFR / MRC rate (15%).
         vision: the frozen vision tower the visual tokens come from (its name; the re-ranker
-            loads it to fill the feature store); num_frames: frames sampled per video.
+            loads it to fill the feature store); vision_identity: that tower's identity when
+            the model was trained ("" = not recorded): a re-ranker refuses another tower (a
+            retrained `world-clip` makes other features); num_frames: frames sampled per video.
         loss_weights: weight of each named objective (1.0 when absent).
     """
 
@@ -78,6 +80,7 @@ class MLMMConfig:
     text_mask_prob: float = 0.15
     region_mask_prob: float = 0.15
     vision: str = "world-clip"
+    vision_identity: str = ""
     num_frames: int = 12
     loss_weights: dict[str, float] = field(default_factory=dict)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..data.features import cached_frame_rows
+from ..errors import ConfigError
 from .model import MLMM, TOKENIZER_FILE, load_mlmm
 
 __all__ = ["Reranker", "TextTokenizer", "load_reranker", "rerank_order", "rerank_results",
@@ -164,6 +165,9 @@ def load_reranker(path: str | os.PathLike, feature_root: str | os.PathLike, *,
     model = load_mlmm(path)
     cfg = model.config
     vision = load_encoder(cfg.vision, modality="vision").eval()
+    if cfg.vision_identity and cfg.vision_identity != vision.identity:
+        raise ConfigError(f"MLMM {path} was trained on {cfg.vision_identity} features, but "
+                          f"{cfg.vision!r} is now {vision.identity}: fine-tune it again")
     image_size = int(getattr(vision, "image_size", 224))
 
     @torch.no_grad()
