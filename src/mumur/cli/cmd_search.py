@@ -1,5 +1,5 @@
-"""`mumur search QUERY --index DIR [--index DIR2 ...] [--top-k K] [--type image|video] [--exact] [--json]
-[--image PATH] [--lang CODE]`."""
+"""`mumur search QUERY --index DIR [--index DIR2 ...] [--top-k K] [--type image|video] [--exact]
+[--json] [--image PATH] [--lang CODE] [--rerank MODEL --rerank-k K]`."""
 
 from __future__ import annotations
 
@@ -21,13 +21,16 @@ def format_results(response) -> str:
         when = f" @ {r.timestamp:.1f}s" if r.timestamp is not None else ""
         mark = "" if r.relevant else "  (not relevant)"
         p = f"  p={r.probability:.3f}" if r.probability is not None else ""
-        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}{p}  {r.media_type:5s} "
-                     f"{r.path}{when}{mark}")
+        rerank = "" if r.rerank_score is None else f"  rerank={r.rerank_score:7.3f}"
+        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}{p}{rerank}  "
+                     f"{r.media_type:5s} {r.path}{when}{mark}")
     language = response.language or "unknown"
     if response.language_detected:
         language += ", detected"
     lines.append(f"[{response.mode}, {response.branch} branch (language {language}), "
-                 f"{response.took_ms:.1f} ms, {response.candidates} candidates]")
+                 f"{response.took_ms:.1f} ms, {response.candidates} candidates"
+                 + (f"; top {response.rerank_k} re-ranked in {response.rerank_ms:.1f} ms"
+                    if response.rerank_k else "") + "]")
     return "\n".join(lines)
 
 
@@ -45,6 +48,12 @@ def search_command(
     lang: str | None = typer.Option(None, "--lang", help="Query language code (en, de, ...): "
                                     "English uses the English branch, others the multilingual "
                                     "one. Default: detected."),
+    rerank: Path | None = typer.Option(None, "--rerank", help="MLMM cross-encoder folder "
+                                       "(`mumur mlmm finetune`): reorders the two-stream top "
+                                       "--rerank-k; frame features are kept in "
+                                       "INDEX/rerank-features."),
+    rerank_k: int = typer.Option(50, "--rerank-k", min=1, max=1000,
+                                 help="Shortlist the re-ranker reorders."),
 ) -> None:
     """Search an index by text (any language) or by an example image."""
     from ..errors import QueryError
@@ -52,13 +61,23 @@ def search_command(
 
     if (query is None) == (image is None):
         raise QueryError(query, "give either QUERY text or --image PATH")
+    if rerank is not None and image is not None:
+        raise QueryError(None, "--rerank scores text queries only")
+    if rerank is not None and len(index) > 1:
+        raise QueryError(None, "--rerank works on one index (give one --index)")
+    reranker = None
+    if rerank is not None:
+        from ..rerank import load_reranker
+
+        reranker = load_reranker(rerank, index[0] / "rerank-features")
     idx = open_index(index, model=model)
     try:
         if image is not None:
             response = idx.search_image(image, k=top_k, media_type=media_type)
         else:
+            shortlist = {} if reranker is None else {"rerank": reranker, "rerank_k": rerank_k}
             response = idx.search(query, k=top_k, media_type=media_type, exact=exact,
-                                  language=lang)
+                                  language=lang, **shortlist)
     finally:
         idx.close()
     if json_out:

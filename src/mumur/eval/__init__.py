@@ -3,4 +3,4 @@
 from . import metrics
 from .metrics import sum_r, t2v_metrics, v2t_metrics
 
-__all__ = ["metrics", "t2v_metrics", "v2t_metrics", "sum_r"]
+__all__ = ["metrics", "sum_r", "t2v_metrics", "v2t_metrics"]

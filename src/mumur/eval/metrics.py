@@ -18,25 +18,25 @@ only counts. Memory: one block plus O(n_captions + n_items) vectors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 __all__ = [
-    "BlockSimilarity",
-    "Ranks",
-    "retrieval_ranks",
-    "retrieval_metrics",
-    "t2v_ranks",
-    "v2t_ranks",
-    "t2v_metrics",
-    "v2t_metrics",
-    "ranks_to_metrics",
-    "sum_r",
     "DEFAULT_CHUNK",
     "DEFAULT_ITEM_BLOCK",
     "PROTOCOLS",
+    "BlockSimilarity",
+    "Ranks",
+    "ranks_to_metrics",
+    "retrieval_metrics",
+    "retrieval_ranks",
+    "sum_r",
+    "t2v_metrics",
+    "t2v_ranks",
+    "v2t_metrics",
+    "v2t_ranks",
 ]
 
 DEFAULT_CHUNK = 256  # captions per block read

@@ -39,6 +39,8 @@ class QueryOutcomes:
         peak_frame: (n,) index of the own item's frame with the highest attention weight
             (the frame whose time `mumur search` returns), -1 for items with no valid frame.
         n_items: gallery size.
+        scores: (n, n_items) the scores the ranks come from (re-ranking takes its shortlist
+            from them).
     """
 
     language: str
@@ -49,6 +51,7 @@ class QueryOutcomes:
     top1: np.ndarray
     peak_frame: np.ndarray
     n_items: int
+    scores: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -98,7 +101,7 @@ def query_outcomes(model, dataset: RetrievalDataset, states: MediaStates, langua
     ranks = retrieval_ranks(sim, caption_item)
     return QueryOutcomes(language=language, branch=branch, caption_item=caption_item,
                          ranks=ranks.t2v, v2t_ranks=ranks.v2t, top1=sim.argmax(axis=1),
-                         peak_frame=peak, n_items=n_items)
+                         peak_frame=peak, n_items=n_items, scores=sim)
 
 
 def frame_times_of(timestamps: np.ndarray, items: Sequence[int],

@@ -48,7 +48,9 @@ class SearchResult:
     """One hit. `path` is printable (U+FFFD for undecodable bytes); `timestamp` is the best
     matching second for videos (frame with the largest attention weight), None for images;
     `probability` is a sigmoid-trained checkpoint's own match probability of `score` (SigLIP's
-    ``sigmoid(score * exp(logit_scale) + logit_bias)``), None for every other model."""
+    ``sigmoid(score * exp(logit_scale) + logit_bias)``), None for every other model.
+    `rerank_score` is the cross-encoder's score when a re-ranker reordered the shortlist this hit
+    is in (`score`, `calibrated` and `relevant` stay the two-stream figures)."""
 
     id: int
     path: str
@@ -58,6 +60,7 @@ class SearchResult:
     calibrated: float
     relevant: bool
     probability: float | None = None
+    rerank_score: float | None = None
 
 
 def relevance_threshold(n_candidates: int, n_null: int | None = None,

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import IndexMismatchError, QueryError
 from ..model import branch_for_language
+from ..rerank import Reranker, rerank_results
 from .embedder import Embedder, embed_image_queries, load_embedder
 from .engine import SearchEngine, SearchResult, relevance_threshold, robust_null
 from .language import QueryLanguage, choose_branch, detect_language
@@ -68,6 +69,8 @@ class SearchResponse:
         language: the query's language as given or confidently detected; None when unknown
             (and for image queries).
         language_detected: whether `language` came from detection.
+        rerank_k: the shortlist a cross-encoder reordered (0: none).
+        rerank_ms: the re-ranking's share of `took_ms` (None without re-ranking).
     """
 
     results: list[SearchResult]
@@ -80,6 +83,8 @@ class SearchResponse:
     branch: str = "ml"
     language: str | None = None
     language_detected: bool = False
+    rerank_k: int = 0
+    rerank_ms: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -90,7 +95,8 @@ class SearchResponse:
         return [
             {"path": r.path, "score": r.score, "media_type": r.media_type,
              "timestamp": r.timestamp, "id": r.id, "calibrated": r.calibrated,
-             "relevant": r.relevant, "probability": r.probability}
+             "relevant": r.relevant, "probability": r.probability,
+             **({} if r.rerank_score is None else {"rerank_score": r.rerank_score})}
             for r in self.results
         ]
 
@@ -217,7 +223,8 @@ class Index:
         return choose_branch(query, language, self.branches, families)
 
     def search(self, query: str, k: int = 10, media_type: str | None = None,
-               exact: bool = False, language: str | None = None) -> SearchResponse:
+               exact: bool = False, language: str | None = None,
+               rerank: Reranker | None = None, rerank_k: int = 0) -> SearchResponse:
         """Text search in any language.
 
         Args:
@@ -227,6 +234,9 @@ class Index:
             exact: exact score on every item instead of two-stage.
             language: the query's language code ("en", "de", ...); None: detect it when the
                 index serves both branches (`mumur.index.language`).
+            rerank: a single-stream cross-encoder (`mumur.rerank.load_reranker`) that reorders
+                the two-stream top `rerank_k`; it never changes which items those are.
+            rerank_k: shortlist size for `rerank` (1..1000; ignored without one).
 
         Returns:
             `SearchResponse` (with the branch and language used).
@@ -242,9 +252,23 @@ class Index:
         else:
             vector = self.embedder.encode_queries([text], chosen.branch,
                                                   language_code=chosen.code)[0]  # (d,)
-        results, info = self.engine(chosen.branch).search(vector, k, media_type, exact=exact)
-        return self._response(self._with_probability(results, chosen.branch), info, query, start,
-                              chosen)
+        if rerank is None:
+            results, info = self.engine(chosen.branch).search(vector, k, media_type, exact=exact)
+            return self._response(self._with_probability(results, chosen.branch), info, query,
+                                  start, chosen)
+        if not 1 <= int(rerank_k) <= MAX_TOP_K:
+            raise QueryError(query, f"rerank_k={rerank_k} must be between 1 and {MAX_TOP_K}")
+        results, info = self.engine(chosen.branch).search(vector, max(k, int(rerank_k)),
+                                                          media_type, exact=exact)
+        began = time.perf_counter()
+        results = rerank_results(rerank, text, results, int(rerank_k),
+                                 lambda r: self.store.item(r.id).path)[:k]
+        response = self._response(self._with_probability(results, chosen.branch), info, query,
+                                  start, chosen)
+        response.rerank_k = int(rerank_k)
+        response.rerank_ms = round((time.perf_counter() - began) * 1e3, 3)
+        response.mode += "+rerank"
+        return response
 
     def _with_probability(self, results: list[SearchResult], branch: str) -> list[SearchResult]:
         """`results` with the model's own match probability where it reports one (SigLIP)."""

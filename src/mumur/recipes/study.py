@@ -42,7 +42,8 @@ from ..errors import ConfigError
 from ..fsutil import atomic_path, atomic_write_json
 from .offline import OfflineRecipe, load_recipe, train_offline, with_run_settings
 
-__all__ = ["StudyConfig", "load_study", "run_folder", "run_study", "study_variant_outcomes"]
+__all__ = ["StudyConfig", "load_study", "run_folder", "run_study", "study_variant_outcomes",
+           "study_variant_runs", "study_worlds"]
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,24 @@ def _run_variant(name: str, spec: dict, seed: int, base_name: str, base: Offline
     return done
 
 
+def study_variant_runs(study: StudyConfig, out: Path, workers: int,
+                       console: Console) -> dict[str, dict[int, Path]]:
+    """Every (variant, seed)'s outcomes file, training and scoring only the runs not finished
+    (the worlds are generated on first use). Returns variant -> seed -> ``outcomes.npz``; the
+    run's ``run.json`` (with its ``model`` folder) lies beside it."""
+    base = load_recipe(study.recipe)
+    train_world, test_worlds = study_worlds(study, base, out, workers, console)
+    files: dict[str, dict[int, Path]] = {}
+    for name, spec in study.variants.items():
+        seeds = study.seeds[:1] if spec.get("zero_shot") else study.seeds
+        for seed in seeds:
+            console.rule(f"[bold]{name}, seed {seed}")
+            files.setdefault(name, {})[seed] = _run_variant(
+                name, spec, seed, study.recipe, base, train_world, test_worlds, out, workers,
+                console)
+    return files
+
+
 def run_study(study: StudyConfig, out: str | Path, *, workers: int = 2,
               console: Console | None = None) -> dict:
     """Generate the worlds, train and score every (variant, seed), and summarise.
@@ -273,16 +292,7 @@ def run_study(study: StudyConfig, out: str | Path, *, workers: int = 2,
     console = console or Console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = load_recipe(study.recipe)
-    train_world, test_worlds = study_worlds(study, base, out, workers, console)
-    files: dict[str, dict[int, Path]] = {}
-    for name, spec in study.variants.items():
-        seeds = study.seeds[:1] if spec.get("zero_shot") else study.seeds
-        for seed in seeds:
-            console.rule(f"[bold]{name}, seed {seed}")
-            files.setdefault(name, {})[seed] = _run_variant(
-                name, spec, seed, study.recipe, base, train_world, test_worlds, out, workers,
-                console)
+    files = study_variant_runs(study, out, workers, console)
     summary = summarize_study(study, files, out)
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -130,14 +130,16 @@ def create_app(resources: Resources | str | os.PathLike | list, api_key: str | N
 
 
 def serve(index_dir: str | os.PathLike | list, host: str = "127.0.0.1", port: int = 8000,
-          api_key: str | None = None) -> None:
+          api_key: str | None = None, rerank: str | os.PathLike | None = None) -> None:
     """Load the index and run the API + web UI with uvicorn (blocks).
 
     Args:
         index_dir: index folder, or the shard folders of one index.
         host, port: where to listen.
         api_key: require this X-API-Key on /api routes (health excepted).
+        rerank: an MLMM folder; `/api/search?rerank_k=K` then reorders the top K with it.
     """
     import uvicorn
 
-    uvicorn.run(create_app(index_dir, api_key=api_key), host=host, port=port, log_level="info")
+    resources = load_resources(index_dir, api_key=api_key, rerank=rerank)
+    uvicorn.run(create_app(resources), host=host, port=port, log_level="info")

@@ -15,6 +15,7 @@ from ..fsutil import atomic_write_bytes
 from ..index import Index
 from ..index.sharded import ShardedIndex, open_index
 from ..index.store import ItemRecord
+from ..rerank import Reranker, load_reranker
 
 __all__ = ["THUMB_SIZE", "Resources", "load_resources"]
 
@@ -37,11 +38,13 @@ class Resources:
             `ShardedIndex` over several index folders.
         thumb_dir: folder of cached JPEG thumbnails.
         api_key: required X-API-Key (None: open).
+        reranker: a cross-encoder `rerank_k` requests use (`mumur serve --rerank`), or None.
     """
 
     index: Index | ShardedIndex
     thumb_dir: Path
     api_key: str | None = None
+    reranker: Reranker | None = None
     _thumb_lock: threading.Lock = field(default_factory=threading.Lock)
     _cache_failures: set[str] = field(default_factory=set)
 
@@ -126,7 +129,8 @@ class Resources:
 
 
 def load_resources(index_dir: str | os.PathLike | list, embedder=None, api_key: str | None = None,
-                   thumb_dir: str | os.PathLike | None = None) -> Resources:
+                   thumb_dir: str | os.PathLike | None = None,
+                   rerank: str | os.PathLike | None = None) -> Resources:
     """Open the index and load its query model (so the first search is not slow).
 
     Args:
@@ -134,6 +138,8 @@ def load_resources(index_dir: str | os.PathLike | list, embedder=None, api_key: 
         embedder: query embedder (default: the index's recorded model).
         api_key: require this X-API-Key on /api routes (health excepted).
         thumb_dir: thumbnail cache (default: INDEX/thumbs, of the first shard).
+        rerank: an MLMM folder to serve `rerank_k` with (frame features in
+            INDEX/rerank-features; one index, not shards).
 
     Returns:
         `Resources`.
@@ -141,6 +147,8 @@ def load_resources(index_dir: str | os.PathLike | list, embedder=None, api_key: 
     index = open_index(index_dir, embedder=embedder)
     index.warm_up()  # load now: fail at startup, not on the first request
     first = index_dir if isinstance(index_dir, (str, os.PathLike)) else index_dir[0]
+    reranker = None if rerank is None else load_reranker(rerank,
+                                                         Path(first) / "rerank-features")
     return Resources(index=index, thumb_dir=Path(thumb_dir or Path(first) / "thumbs"),
-                     api_key=api_key)
+                     api_key=api_key, reranker=reranker)
 

@@ -77,7 +77,7 @@ def health(res: Resources = Depends(resources)) -> dict:
 
 
 @router.get("/search", response_model=SearchReply, dependencies=[Depends(require_key)],
-            responses=_errors(400, 401))
+            responses=_errors(400, 401, 409))
 def search(
     q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, pattern=QUERY_PATTERN,
                    description="Query, any language: at least one visible character, no "
@@ -90,10 +90,17 @@ def search(
                              "code (en, de, zh-Hant, ...): English goes through the English "
                              "branch, others through the multilingual one. Default: detected; "
                              "only a confident English detection counts as English."),
+    rerank_k: int = Query(0, ge=0, le=MAX_K, description="Reorder the two-stream top "
+                          "`rerank_k` with the server's cross-encoder (`mumur serve --rerank`); "
+                          "0: no re-ranking. The re-ranker never changes which items those are."),
     res: Resources = Depends(resources),
 ) -> dict:
     """Rank indexed media for a text query (QueryError -> 400)."""
-    response = res.index.search(q, k=k, media_type=type, exact=exact, language=lang)
+    if rerank_k and res.reranker is None:  # a valid request this server cannot serve: 409
+        raise HTTPException(status_code=409, detail="rerank_k needs a server started with "
+                            "--rerank MODEL")
+    response = res.index.search(q, k=k, media_type=type, exact=exact, language=lang,
+                                rerank=res.reranker if rerank_k else None, rerank_k=rerank_k)
     body = response.to_dict()
     body.pop("candidates", None)
     return body

@@ -23,6 +23,9 @@ class SearchHit(BaseModel):
         None, ge=0, le=1, description="The model's own probability that the query matches "
         "(sigmoid-trained checkpoints such as SigLIP / SigLIP 2: sigmoid(score * "
         "exp(logit_scale) + logit_bias) with the checkpoint's scalars); null for other models.")
+    rerank_score: float | None = Field(
+        None, description="Cross-encoder (MLMM ITM) score when the hit was in the re-ranked "
+        "shortlist; `score`, `calibrated` and `relevant` stay the two-stream figures.")
 
 
 class SearchReply(BaseModel):
@@ -31,7 +34,7 @@ class SearchReply(BaseModel):
     results: list[SearchHit]
     query: str
     took_ms: float
-    mode: Literal["two-stage", "exact", "image"]
+    mode: Literal["two-stage", "exact", "image", "two-stage+rerank", "exact+rerank"]
     relevant: bool = Field(description="False means 'no relevant results'.")
     threshold: float
     branch: Literal["en", "ml"] = Field(
@@ -41,6 +44,8 @@ class SearchReply(BaseModel):
         description="The query language as given (`lang`) or confidently detected; null when "
         "unknown.")
     language_detected: bool = Field(description="Whether `language` was detected.")
+    rerank_k: int = Field(0, description="Shortlist the server's re-ranker reordered (0: none).")
+    rerank_ms: float | None = Field(None, description="Re-ranking's share of `took_ms`.")
 
 
 class HealthReply(BaseModel):
