@@ -147,6 +147,8 @@ def load_resources(index_dir: str | os.PathLike | list, embedder=None, api_key: 
     index = open_index(index_dir, embedder=embedder)
     index.warm_up()  # load now: fail at startup, not on the first request
     first = index_dir if isinstance(index_dir, (str, os.PathLike)) else index_dir[0]
+    if rerank is not None and first is not index_dir and len(index_dir) > 1:
+        raise ValueError("a re-ranker serves one index, not shards")
     reranker = None if rerank is None else load_reranker(rerank,
                                                          Path(first) / "rerank-features")
     return Resources(index=index, thumb_dir=Path(thumb_dir or Path(first) / "thumbs"),

@@ -99,8 +99,9 @@ def search(
     if rerank_k and res.reranker is None:  # a valid request this server cannot serve: 409
         raise HTTPException(status_code=409, detail="rerank_k needs a server started with "
                             "--rerank MODEL")
+    shortlist = {"rerank": res.reranker, "rerank_k": rerank_k} if rerank_k else {}
     response = res.index.search(q, k=k, media_type=type, exact=exact, language=lang,
-                                rerank=res.reranker if rerank_k else None, rerank_k=rerank_k)
+                                **shortlist)
     body = response.to_dict()
     body.pop("candidates", None)
     return body
