@@ -26,13 +26,21 @@ def index_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     wait: bool = typer.Option(False, "--wait", help="If another index run is writing this "
                               "index, wait for it to finish instead of refusing."),
+    ann: str | None = typer.Option(
+        None, "--ann", help="FAISS index-factory string for an approximate first stage, "
+        "recorded in the index (e.g. 'HNSW32,Flat', 'IVF4096,PQ64x4fs,RFlat'); 'exact' clears it."),
+    ann_params: str = typer.Option(
+        "", "--ann-params", help="FAISS search parameters for --ann (e.g. 'efSearch=128', "
+        "'nprobe=32,k_factor_rf=8')."),
 ) -> None:
     """Index images and videos (new files embedded, modified re-embedded, deleted removed)."""
     from ..index import build_index
+    from ..index.ann import AnnSpec
 
+    spec = AnnSpec(ann, ann_params) if ann else None
     report = build_index(paths, index, model, text_model=text_model, batch_size=batch_size,
                          num_workers=workers, fp16=fp16, progress=not quiet,
-                         wait=wait)
+                         wait=wait, ann=spec)
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if json_out else report.summary())
 
 

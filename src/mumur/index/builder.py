@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .ann import ANN_META_KEY, AnnSpec
 from .embedder import Embedder, load_embedder
 from .lock import writer_lock
 from .scan import MediaFile, SkippedFile, display_path, fingerprint, scan_media
@@ -169,6 +170,7 @@ def build_index(
     fp16: bool = False,
     progress: bool = True,
     wait: bool = False,
+    ann: AnnSpec | None = None,
 ) -> IndexReport:
     """Index media under `paths` into `index_dir` (create, update, or resume).
 
@@ -187,6 +189,8 @@ def build_index(
         progress: show a progress bar with ETA on stderr.
         wait: when another run is writing this index, wait for it (a message on stderr) instead
             of refusing; the run then finds that run's files unchanged.
+        ann: record this FAISS first stage for the index (ann.py; `AnnSpec("exact")` clears a
+            recorded one); None keeps what the index has.
 
     Returns:
         `IndexReport`.
@@ -196,15 +200,17 @@ def build_index(
         IndexLockedError: another run is writing this index and `wait` is False.
     """
     start = time.perf_counter()
+    if ann is not None and ann.factory != "exact":
+        ann.check()  # ConfigError before anything is written
     with writer_lock(index_dir, wait=wait, on_wait=lambda msg: print(msg, file=sys.stderr)):
         report = _build_locked(paths, index_dir, model, embedder, text_model, batch_size,
-                               num_workers, fp16, progress)
+                               num_workers, fp16, progress, ann)
     report.seconds = time.perf_counter() - start
     return report
 
 
 def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num_workers, fp16,
-                  progress) -> IndexReport:
+                  progress, ann=None) -> IndexReport:
     from ..data.features import extract_frame_features
 
     store = IndexStore(index_dir, create=True)
@@ -223,6 +229,8 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
             embedder = load_embedder(source, text_model=text_model,
                                      num_frames=int(meta.get("num_frames", 12)))
         store.bind_model(embedder, dtype="float16" if fp16 else "float32")
+        if ann is not None:
+            store.set_meta(ANN_META_KEY, "" if ann.factory == "exact" else ann.to_json())
         plan = plan_changes(store, [os.fspath(p) for p in paths])
         report = IndexReport(unchanged=plan.unchanged, skipped=list(plan.skipped),
                              note=note)
