@@ -43,6 +43,9 @@ def search_command(
     lang: str | None = typer.Option(None, "--lang", help="Query language code (en, de, ...): "
                                     "English uses the English branch, others the multilingual "
                                     "one. Default: detected."),
+    backend: str = typer.Option("fp32", "--backend", help="Text tower inference on CPU: fp32, "
+                                "bf16, int8, onnx or auto (measured, so only worth it for many "
+                                "queries)."),
 ) -> None:
     """Search an index by text (any language) or by an example image."""
     from ..errors import QueryError
@@ -50,7 +53,7 @@ def search_command(
 
     if (query is None) == (image is None):
         raise QueryError(query, "give either QUERY text or --image PATH")
-    idx = Index(index, model=model)
+    idx = Index(index, model=model, text_backend=backend)
     try:
         if image is not None:
             response = idx.search_image(image, k=top_k, media_type=media_type)

@@ -63,6 +63,7 @@ class IndexReport:
         seconds: wall time.
         total: items in the index after the run.
         note: how the model was chosen when none was given for a new index, else None.
+        backend: the vision tower's inference backend this run used (encoders/fast.py).
     """
 
     indexed: list[str] = field(default_factory=list)
@@ -73,6 +74,7 @@ class IndexReport:
     seconds: float = 0.0
     total: int = 0
     note: str | None = None
+    backend: str = "fp32"
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -84,6 +86,7 @@ class IndexReport:
             "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in self.skipped],
             "total": self.total,
             "seconds": round(self.seconds, 3),
+            "backend": self.backend,
             **({"note": self.note} if self.note else {}),
         }
 
@@ -171,6 +174,7 @@ def build_index(
     progress: bool = True,
     wait: bool = False,
     ann: AnnSpec | None = None,
+    backend: str = "fp32",
 ) -> IndexReport:
     """Index media under `paths` into `index_dir` (create, update, or resume).
 
@@ -191,6 +195,9 @@ def build_index(
             of refusing; the run then finds that run's files unchanged.
         ann: record this FAISS first stage for the index (ann.py; `AnnSpec("exact")` clears a
             recorded one); None keeps what the index has.
+        backend: the vision tower's CPU inference backend (`mumur.encoders.fast`: "fp32",
+            "bf16", "int8", "onnx", or "auto": the fastest that passes the cosine >= 0.99 check
+            against fp32 on this machine); chosen only when something is to be embedded.
 
     Returns:
         `IndexReport`.
@@ -204,13 +211,13 @@ def build_index(
         ann.check()  # ConfigError before anything is written
     with writer_lock(index_dir, wait=wait, on_wait=lambda msg: print(msg, file=sys.stderr)):
         report = _build_locked(paths, index_dir, model, embedder, text_model, batch_size,
-                               num_workers, fp16, progress, ann)
+                               num_workers, fp16, progress, ann, backend)
     report.seconds = time.perf_counter() - start
     return report
 
 
 def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num_workers, fp16,
-                  progress, ann=None) -> IndexReport:
+                  progress, ann=None, backend="fp32") -> IndexReport:
     from ..data.features import extract_frame_features
 
     store = IndexStore(index_dir, create=True)
@@ -239,6 +246,11 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
         store.touch_items(plan.touch)
 
         todo = {f.path: (f, digest, is_update) for f, digest, is_update in plan.embed}
+        if todo and backend != "fp32" and getattr(getattr(embedder, "model", None), "vision",
+                                                  None) is not None:
+            from ..encoders.fast import accelerate
+
+            report.backend = accelerate(embedder.model.vision, backend).backend
         bar = _progress(len(todo), progress)
         try:
             batches = extract_frame_features(

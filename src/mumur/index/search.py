@@ -127,10 +127,14 @@ class Index:
         model: model name/path to use instead of the recorded one (must match it).
         shortlist: two-stage shortlist size.
         threads: threads of an exact all-items pass (`BlockScorer`).
+        text_backend: CPU inference backend of the recorded model's text towers
+            (`mumur.encoders.fast`; "auto" measures them all on first load, worth it for a
+            long-lived process, not for one cold query).
     """
 
     def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None,
-                 model: str | None = None, shortlist: int = 128, threads: int = 1):
+                 model: str | None = None, shortlist: int = 128, threads: int = 1,
+                 text_backend: str = "fp32"):
         self.root = root
         self.store = IndexStore(root)
         meta = self.store.meta()
@@ -143,6 +147,7 @@ class Index:
         self._model = model
         self.shortlist = shortlist
         self.threads = threads
+        self.text_backend = text_backend
         self._scorers: dict[str, BlockScorer] = {}
         self._arrays: StoredArrays | None = None
         self._engines: dict[str, SearchEngine] = {}
@@ -170,6 +175,13 @@ class Index:
                                  vision_record=record)
         self.store.check_model(embedder, meta)
         self._vision_loaded = record is None
+        if self.text_backend != "fp32":
+            from ..encoders.fast import accelerate
+
+            for branch in embedder.layout.branches:
+                tower = embedder.model._text_encoder(branch)  # the branch's text tower
+                if hasattr(tower, "forward_tokens"):
+                    accelerate(tower, self.text_backend)
         return embedder
 
     def _vision_embedder(self) -> Embedder:
