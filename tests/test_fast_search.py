@@ -196,3 +196,33 @@ def test_mumur_index_records_the_ann_spec_and_search_uses_it(palette_corpus, tmp
         build_index([palette_corpus], tmp_path / "other", embedder=PaletteEmbedder(),
                     num_workers=0, progress=False, ann=AnnSpec("IVF-bad"))
     assert not (tmp_path / "other").exists()
+
+
+def test_two_stage_agreement_benchmark_on_a_trained_model_layout(tiny_mumur_model,
+                                                                palette_corpus, tmp_path):
+    """benchmarks/two_stage_agreement.py on a `mumur demo`-shaped folder: a shortlist covering
+    the whole index agrees exactly; every language and the multi-shot group get a row. (The
+    engine's shortlist is at least k = 10, the whole of this index, so no row can disagree.)"""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "two_stage_agreement.py"
+    spec = importlib.util.spec_from_file_location("two_stage_agreement", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    folder = tmp_path / "demo"
+    (folder / "corpus").mkdir(parents=True)
+    build_index([palette_corpus], folder / "index", str(tiny_mumur_model), num_workers=0,
+                progress=False)
+    items = [{"path": p.name, "split": "test", "captions": {"en": [f"a {p.stem} thing"],
+                                                            "de": [f"ein {p.stem} Ding"]},
+              **({"shots": []} if p.suffix == ".mp4" else {})}
+             for p in sorted(palette_corpus.rglob("*.*"))]
+    (folder / "corpus" / "manifest.json").write_text(json.dumps({"items": items}))
+    figures = bench.run(folder, ["en", "de"], 50, [2, 64])
+    assert figures["queries"] == 2 * len(items) == 20 and figures["items"] == 10
+    table = figures["agreement_recall10"]
+    assert set(table) == {"all", "lang:en", "lang:de", "multi-shot", "single-shot"}
+    assert table["all"]["64"] == 1.0
+    assert figures["counts"]["multi-shot"] == 4 and figures["counts"]["lang:de"] == 10
