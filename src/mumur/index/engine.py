@@ -172,7 +172,10 @@ class SearchEngine:
             self._faiss[name] = (index, rows)
 
     def stage1_bytes(self) -> int:
-        """Extra memory of the stage-1 structures (the faiss indexes, as serialised)."""
+        """Extra memory of the stage-1 structures: the float16 codes of the exact stage 1, or
+        the serialised size of the ANN indexes."""
+        if self.ann is None:
+            return sum(index.sa_code_size() * index.ntotal for index, _ in self._faiss.values())
         import faiss
 
         return sum(int(faiss.serialize_index(index).nbytes) for index, _ in self._faiss.values())
