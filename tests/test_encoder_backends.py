@@ -89,3 +89,13 @@ def test_mumur_index_with_a_backend_reports_it_and_searches(tiny_clip_checkpoint
     tower = idx.embedder.model._text_encoder(idx.default_branch())
     assert tower.inference_backend == "int8"
     idx.close()
+
+
+def test_a_tower_the_probe_cannot_run_stays_fp32(tiny_clip_checkpoint):
+    vision = load_encoder(str(tiny_clip_checkpoint[0]), "vision")
+    pixels = probe_inputs(vision, batch=2)[0]
+    ref = vision.encode(pixels)
+    vision.image_size = 7  # the probe's pixels no longer fit the position embeddings
+    choice = accelerate(vision, "auto", repeats=1)
+    assert choice.backend == "fp32" and "error" in choice.report["fp32"]
+    torch.testing.assert_close(vision.encode(pixels), ref)

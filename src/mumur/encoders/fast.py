@@ -185,10 +185,14 @@ def choose_backend(encoder, candidates: tuple[str, ...] = BACKENDS, min_cosine: 
         (`BackendChoice`, {backend: callable} of those that passed).
     """
     core, modality = tower_core(encoder)
-    example = example if example is not None else probe_inputs(encoder)
-    with torch.no_grad():
-        reference = nn.functional.normalize(core(*example).float(), dim=-1)
     choice = BackendChoice("fp32", modality, min_cosine)
+    try:  # a tower whose forward takes more than a probe batch (e.g. NaFlex patches) stays fp32
+        example = example if example is not None else probe_inputs(encoder)
+        with torch.no_grad():
+            reference = nn.functional.normalize(core(*example).float(), dim=-1)
+    except Exception as exc:
+        choice.report["fp32"] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+        return choice, {}
     passed = {}
     for name in candidates:
         try:
