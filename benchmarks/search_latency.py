@@ -9,6 +9,17 @@ Queries are noisy copies of random videos' pooled vectors (a query that has a ma
 does not depend on N). Also: recall@10 agreement of two-stage vs exact, and memory per indexed
 video for float32 and float16 storage.
 
+Two exact scorers are timed on the same arrays, interleaved query by query so that load on a
+shared machine hits both alike: the reference (`head.score_index_state` on float32 copies of the
+stored keys and values, chunked: what `SearchEngine` does without a scorer) and the one-pass
+`BlockScorer` over `head.compact_index_state` (heads/dcm_fast.py: keys read once, in the stored
+dtype), which `mumur.Index` uses. Reported: both p50s, their ratio, the largest score difference
+and the recall@10 agreement of the two rankings.
+
+The agreement of two-stage with exact printed here is NOT a quality measurement: the head has
+random weights and the queries are noisy copies of stored vectors. benchmarks/two_stage_agreement.py
+measures it with a trained head and real text queries.
+
 Usage: python benchmarks/search_latency.py [--sizes 10000 100000] [--dtype float16]
        [--head leccr]
 Prints a table, then one JSON line with the figures (last line).
@@ -23,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from mumur.index.scoring import BlockScorer
 from mumur.index.search import SearchEngine
 from mumur.index.store import StoredArrays
 from mumur.model import create_model
@@ -76,6 +88,16 @@ def make_score_fn(head, keys):
     return score
 
 
+def block_scorer(head, arrays: StoredArrays, keys: list[str], block_items: int,
+                 threads: int) -> BlockScorer:
+    """The one-pass scorer `mumur.Index` builds, over the benchmark's packed state."""
+    parts = dict(zip(keys, torch.from_numpy(arrays.state).split(D, dim=-1)))  # strided views
+    with torch.no_grad():
+        compact = head.compact_index_state(parts, "ml")
+    return BlockScorer(compact, arrays.mask, lambda q: head.compact_scorer(q, "ml"),
+                       block_items=block_items, threads=threads)
+
+
 def bytes_per_video(arrays: StoredArrays, dtype: str) -> int:
     """Memory per video of the in-memory search arrays when the state is stored as `dtype`
     (pooled vectors are float32 in memory whatever the storage dtype)."""
@@ -92,7 +114,8 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 
 def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlist: int,
-        threads: int, head_name: str = "mumur-dcm") -> dict:
+        threads: int, head_name: str = "mumur-dcm", block_items: int = 4096,
+        reference: bool = True) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     options = {"num_heads": 8} if head_name == "leccr" else {}
@@ -104,7 +127,11 @@ def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlis
         t0 = time.perf_counter()
         arrays, keys = build_arrays(head, n, dtype)
         build_s = time.perf_counter() - t0
-        engine = SearchEngine(arrays, make_score_fn(head, keys), shortlist=shortlist)
+        reference_engine = SearchEngine(arrays, make_score_fn(head, keys), shortlist=shortlist)
+        t0 = time.perf_counter()
+        scorer = block_scorer(head, arrays, keys, block_items, threads)
+        compact_s = time.perf_counter() - t0
+        engine = SearchEngine(arrays, None, shortlist=shortlist, scorer=scorer)
         stage1_bytes = engine.stage1_bytes()
         rng = np.random.default_rng(1)
         qs = arrays.pooled[rng.integers(0, n, queries)] + 0.05 * rng.standard_normal(
@@ -117,29 +144,46 @@ def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlis
             results, _ = engine.search(q, k=10)
             fast_times.append(time.perf_counter() - start)
             fast_top.append([r.id for r in results])
-        exact_times, agreement = [], []
+        exact_times, ref_times, agreement, ref_agreement, max_diff = [], [], [], [], 0.0
         for i, q in enumerate(qs[:exact_queries]):
             start = time.perf_counter()
             results, _ = engine.search(q, k=10, exact=True)
             exact_times.append(time.perf_counter() - start)
             agreement.append(len({r.id for r in results} & set(fast_top[i])) / 10)
+            if reference:
+                start = time.perf_counter()
+                ref, _ = reference_engine.search(q, k=10, exact=True)
+                ref_times.append(time.perf_counter() - start)
+                ref_agreement.append(len({r.id for r in results} & {r.id for r in ref}) / 10)
+                s_new = scorer(q[None], np.arange(n))[0]
+                s_ref = reference_engine._score_rows(q, np.arange(n))[0]
+                max_diff = max(max_diff, float(np.abs(s_new - s_ref).max()))
         fp50, fp95 = percentiles(fast_times)
         ep50, ep95 = percentiles(exact_times)
+        rp50 = percentiles(ref_times)[0] if ref_times else float("nan")
         figures["sizes"][str(n)] = {
             "two_stage_p50_ms": round(fp50, 2), "two_stage_p95_ms": round(fp95, 2),
             "exact_p50_ms": round(ep50, 1), "exact_p95_ms": round(ep95, 1),
             "recall10_agreement": round(float(np.mean(agreement)), 4),
+            "exact_reference_p50_ms": round(rp50, 1),
+            "exact_speedup_vs_reference": round(rp50 / ep50, 2) if ref_times else None,
+            "exact_vs_reference_recall10": (round(float(np.mean(ref_agreement)), 4)
+                                            if ref_times else None),
+            "exact_vs_reference_max_abs_score_diff": max_diff if ref_times else None,
+            "compact_bytes_per_video": scorer.nbytes() // n,
+            "compact_build_seconds": round(compact_s, 1),
             "queries": queries, "exact_queries": len(exact_times),
             "bytes_per_video_fp32": bytes_per_video(arrays, "float32") + stage1_bytes // n,
             "bytes_per_video_fp16": bytes_per_video(arrays, "float16") + stage1_bytes // n,
             "build_seconds": round(build_s, 1),
         }
         print(f"N={n:>7,d}  two-stage p50 {fp50:7.2f} ms  p95 {fp95:7.2f} ms | exact p50 "
-              f"{ep50:8.1f} ms  p95 {ep95:8.1f} ms | recall@10 agreement "
+              f"{ep50:8.1f} ms  p95 {ep95:8.1f} ms (reference {rp50:8.1f} ms) | two-stage/exact "
+              f"recall@10 agreement "
               f"{np.mean(agreement):.4f} | bytes/video fp32 "
               f"{figures['sizes'][str(n)]['bytes_per_video_fp32']:,d} fp16 "
               f"{figures['sizes'][str(n)]['bytes_per_video_fp16']:,d}", flush=True)
-        del engine, arrays
+        del engine, reference_engine, scorer, arrays
     return figures
 
 
@@ -152,11 +196,14 @@ def main() -> None:
     parser.add_argument("--exact-queries", type=int, default=20)
     parser.add_argument("--shortlist", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 is fastest for one small query at a time")
+                        help="torch threads and exact-pass block threads")
     parser.add_argument("--head", choices=["mumur-dcm", "leccr"], default="mumur-dcm")
+    parser.add_argument("--block-items", type=int, default=4096)
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference exact scorer (slow at 100k)")
     args = parser.parse_args()
     figures = run(args.sizes, args.dtype, args.queries, args.exact_queries, args.shortlist,
-                  args.threads, args.head)
+                  args.threads, args.head, args.block_items, not args.no_reference)
     print(json.dumps(figures))
 
 

@@ -33,15 +33,26 @@ def index_command(
                                          help="Ray: GPUs per encoder actor (0: CPU actors)."),
     ray_address: str | None = typer.Option(None, "--ray-address", help="Ray: cluster address "
                                            "(default: RAY_ADDRESS, else a local cluster)."),
+    ann: str | None = typer.Option(
+        None, "--ann", help="FAISS index-factory string for an approximate first stage, "
+        "recorded in the index (e.g. 'HNSW32,Flat', 'IVF4096,PQ64x4fs,RFlat'); 'exact' clears it."),
+    ann_params: str = typer.Option(
+        "", "--ann-params", help="FAISS search parameters for --ann (e.g. 'efSearch=128', "
+        "'nprobe=32,k_factor_rf=8')."),
+    backend: str = typer.Option(
+        "auto", "--backend", help="Vision tower inference on CPU: fp32, bf16, int8, onnx, or auto "
+        "(the fastest whose embeddings keep cosine >= 0.99 with fp32 on a probe batch)."),
 ) -> None:
     """Index images and videos (new files embedded, modified re-embedded, deleted removed)."""
     from ..index import build_index
+    from ..index.ann import AnnSpec
 
+    spec = AnnSpec(ann, ann_params) if ann else None
     report = build_index(paths, index, model, text_model=text_model, batch_size=batch_size,
                          num_workers=workers, fp16=fp16, progress=not quiet,
                          wait=wait, engine=engine,
                          ray_options={"actors": actors, "gpus_per_actor": gpus_per_actor,
-                                      "address": ray_address})
+                                      "address": ray_address}, ann=spec, backend=backend)
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if json_out else report.summary())
 
 

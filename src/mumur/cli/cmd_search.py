@@ -54,6 +54,9 @@ def search_command(
                                        "INDEX/rerank-features."),
     rerank_k: int = typer.Option(50, "--rerank-k", min=1, max=1000,
                                  help="Shortlist the re-ranker reorders."),
+    backend: str = typer.Option("fp32", "--backend", help="Text tower inference on CPU: fp32, "
+                                "bf16, int8, onnx or auto (measured, so only worth it for many "
+                                "queries)."),
 ) -> None:
     """Search an index by text (any language) or by an example image."""
     from ..errors import QueryError
@@ -70,7 +73,7 @@ def search_command(
         from ..rerank import load_reranker
 
         reranker = load_reranker(rerank, index[0] / "rerank-features")
-    idx = open_index(index, model=model)
+    idx = open_index(index, model=model, text_backend=backend)
     try:
         if image is not None:
             response = idx.search_image(image, k=top_k, media_type=media_type)

@@ -20,7 +20,9 @@ A head maps (possibly frozen) encoder outputs into a joint space of dimension d 
   the batch, so a new head needs no edit of the model or the trainer;
 * optionally, how the index precomputes and scores: `index_state` / `score_index_state` (default:
   store the frame states and call `similarity` / `attention`; DCM overrides them with its folded
-  fast path) and `pooled` (the stage-1 vector; default: meanP).
+  fast path) and `pooled` (the stage-1 vector; default: meanP); `compact_index_state` /
+  `compact_scorer`, the form the search engine holds in memory and scores in blocks (default:
+  the stored arrays; DCM: one pass over the keys, heads/dcm_fast.py).
 
 A new head subclasses `RetrievalHead`, implements `similarity`, and registers itself with
 `@register_head("name")`: one file, one registration (see tests/test_head_contract.py).
@@ -316,6 +318,25 @@ class RetrievalHead(nn.Module, abc.ABC):
         frames = state["frames"]
         return (self.similarity(text_emb, frames, mask, branch),
                 self.attention(text_emb, frames, mask, branch))
+
+    def compact_index_state(self, state: dict[str, torch.Tensor],
+                            branch: str) -> dict[str, torch.Tensor]:
+        """The in-memory search form of `index_state`'s arrays (B first on every array, any float
+        dtype), built once when an index is loaded. Default: the arrays themselves."""
+        check_branch(branch)
+        return state
+
+    def compact_scorer(self, text_emb: torch.Tensor, branch: str):
+        """A scorer of `text_emb` (N, d) over blocks of `compact_index_state` arrays:
+        ``fn(compact_block, mask_block) -> (scores (N, B), attention (N, B, T))``, equal to
+        `score_index_state`. Query-only work is done here, once per query batch. Default: convert
+        the block to float32 and call `score_index_state`."""
+
+        def score(compact, mask):
+            state = {key: value.float() for key, value in compact.items()}
+            return self.score_index_state(text_emb, state, mask, branch)
+
+        return score
 
     # -- training ------------------------------------------------------------------------------
     def loss_terms(self, inputs: HeadInputs) -> dict[str, torch.Tensor]:

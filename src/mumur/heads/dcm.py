@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_head
+from . import dcm_fast
 from .base import HeadConfig, RetrievalHead, check_branch, check_mask, masked_softmax
 
 __all__ = ["CrossModalBranch", "DCMConfig", "DCMHead"]
@@ -239,3 +240,21 @@ class DCMHead(RetrievalHead):
         pooled, weights = self.branch_module(branch).score_folded(text, state, mask)
         scores = torch.einsum("nd,nbd->nb", text, F.normalize(pooled, dim=-1))  # (N, B)
         return scores, weights.mean(dim=2)
+
+    def compact_index_state(self, state: dict[str, torch.Tensor],
+                            branch: str) -> dict[str, torch.Tensor]:
+        """The keys plus per-item Gram matrices of the centred values (heads/dcm_fast.py): the
+        one-pass form of `index_state`'s arrays."""
+        return dcm_fast.compact_state(self.branch_module(branch), state)
+
+    def compact_scorer(self, text_emb: torch.Tensor, branch: str):
+        """One pass over the keys per query block (heads/dcm_fast.py); equal to
+        `score_index_state` up to rounding."""
+        module = self.branch_module(branch)
+        text = F.normalize(text_emb, dim=-1)
+        weights = dcm_fast.query_weights(module, text)
+
+        def score(compact, mask):
+            return dcm_fast.score_compact(module, text, compact, mask, weights)
+
+        return score

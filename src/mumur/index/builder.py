@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from .ann import ANN_META_KEY, AnnSpec
 from .embedder import Embedder, load_embedder
 from .lock import writer_lock
 from .scan import MediaFile, SkippedFile, display_path, fingerprint, scan_media
@@ -64,6 +65,7 @@ class IndexReport:
         seconds: wall time.
         total: items in the index after the run.
         note: how the model was chosen when none was given for a new index, else None.
+        backend: the vision tower's inference backend this run used (encoders/fast.py).
     """
 
     indexed: list[str] = field(default_factory=list)
@@ -74,6 +76,7 @@ class IndexReport:
     seconds: float = 0.0
     total: int = 0
     note: str | None = None
+    backend: str = "fp32"
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -85,6 +88,7 @@ class IndexReport:
             "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in self.skipped],
             "total": self.total,
             "seconds": round(self.seconds, 3),
+            "backend": self.backend,
             **({"note": self.note} if self.note else {}),
         }
 
@@ -173,6 +177,8 @@ def build_index(
     wait: bool = False,
     engine: str = "local",
     ray_options: dict | None = None,
+    ann: AnnSpec | None = None,
+    backend: str = "fp32",
 ) -> IndexReport:
     """Index media under `paths` into `index_dir` (create, update, or resume).
 
@@ -195,6 +201,11 @@ def build_index(
             Data decode tasks and an actor pool holding the model, each actor loading it from
             the model source; `mumur.data.ray_engine`). Both commit here, per batch.
         ray_options: `RayFrameExtractor` options (`actors`, `gpus_per_actor`, `address`, ...).
+        ann: record this FAISS first stage for the index (ann.py; `AnnSpec("exact")` clears a
+            recorded one); None keeps what the index has.
+        backend: the vision tower's CPU inference backend (`mumur.encoders.fast`: "fp32",
+            "bf16", "int8", "onnx", or "auto": the fastest that passes the cosine >= 0.99 check
+            against fp32 on this machine); chosen only when something is to be embedded.
 
     Returns:
         `IndexReport`.
@@ -204,15 +215,18 @@ def build_index(
         IndexLockedError: another run is writing this index and `wait` is False.
     """
     start = time.perf_counter()
+    if ann is not None and ann.factory != "exact":
+        ann.check()  # ConfigError before anything is written
     with writer_lock(index_dir, wait=wait, on_wait=lambda msg: print(msg, file=sys.stderr)):
         report = _build_locked(paths, index_dir, model, embedder, text_model, batch_size,
-                               num_workers, fp16, progress, engine, ray_options or {})
+                               num_workers, fp16, progress, engine, ray_options or {}, ann,
+                               backend)
     report.seconds = time.perf_counter() - start
     return report
 
 
 def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num_workers, fp16,
-                  progress, engine, ray_options) -> IndexReport:
+                  progress, engine, ray_options, ann=None, backend="fp32") -> IndexReport:
     from ..data.features import extract_frame_features
 
     if engine not in ("local", "ray"):
@@ -236,6 +250,8 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
             embedder = load_embedder(source, text_model=text_model,
                                      num_frames=int(meta.get("num_frames", 12)))
         store.bind_model(embedder, dtype="float16" if fp16 else "float32")
+        if ann is not None:
+            store.set_meta(ANN_META_KEY, "" if ann.factory == "exact" else ann.to_json())
         plan = plan_changes(store, [os.fspath(p) for p in paths])
         report = IndexReport(unchanged=plan.unchanged, skipped=list(plan.skipped),
                              note=note)
@@ -244,6 +260,12 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
         store.touch_items(plan.touch)
 
         todo = {f.path: (f, digest, is_update) for f, digest, is_update in plan.embed}
+        # Ray actors load their own fp32 model: the backend applies to the local engine.
+        if todo and engine == "local" and backend != "fp32" and getattr(
+                getattr(embedder, "model", None), "vision", None) is not None:
+            from ..encoders.fast import accelerate
+
+            report.backend = accelerate(embedder.model.vision, backend).backend
         bar = _progress(len(todo), progress)
         try:
             extract = extract_frame_features

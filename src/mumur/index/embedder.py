@@ -305,6 +305,39 @@ class ModelEmbedder:
         return scores.float().numpy(), attention.float().numpy()
 
 
+    def compact_state(self, state: np.ndarray, branch: str, shared: dict | None = None) -> dict:
+        """`branch`'s stored arrays in the head's in-memory search form
+        (`head.compact_index_state`; for `mumur-dcm`: keys + per-item Grams, heads/dcm_fast.py).
+
+        Args:
+            state: (B, T, Ds) stored states (float32 or float16, as loaded).
+            branch: the query branch.
+            shared: cache of the contiguous copies of arrays every branch shares (the DCM keys),
+                so two branches hold one copy.
+        """
+        import torch
+
+        shared = {} if shared is None else shared
+        parts = {}
+        for name, _ in self.layout.state:
+            owner, _, key = name.rpartition("/")
+            if owner not in ("", branch):
+                continue
+            cols = self.layout.state_columns(branch)[key]
+            if owner:  # the branch's own array: a strided view, read block by block
+                parts[key] = torch.from_numpy(state[..., cols])
+            else:
+                if name not in shared:
+                    shared[name] = torch.from_numpy(np.ascontiguousarray(state[..., cols]))
+                parts[key] = shared[name]
+        with torch.no_grad():
+            return self.head.compact_index_state(parts, branch)
+
+    def compact_scorer(self, queries, branch: str):
+        """`head.compact_scorer` of torch (N, d) queries: scores blocks of `compact_state`."""
+        return self.head.compact_scorer(queries, branch)
+
+
 def clip_retrieval_model(source: str, text_model: str | None = None, num_frames: int = 12,
                          vision=None):
     """A CLIP checkpoint as a `RetrievalModel` with a `meanP` head (CLIP4Clip meanP, zero-shot).

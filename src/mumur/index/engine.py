@@ -7,6 +7,8 @@ Two-stage (default):
   2. stage 2: exact score of the shortlist with the model's fast path (for `mumur-dcm`:
      `head.score_index_state`, equal to MuMUR eq. 1-5), sort, keep `k`.
 Exact (`exact=True`): stage 2 on every item, in chunks of videos (vectorised over items).
+With a `BlockScorer` (scoring.py; what `mumur.Index` builds) both stages score through the head's
+in-memory compact arrays: for `mumur-dcm` one pass over the stored keys per query.
 
 Calibration (fitted on the index itself, per query): the query's scores against items it does not
 match form its null distribution. We estimate it robustly from the exact scores of a random sample
@@ -28,6 +30,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from .ann import AnnSpec, build_ann
 from .store import MEDIA_TYPES, StoredArrays
 
 __all__ = [
@@ -128,13 +131,20 @@ class SearchEngine:
             copies, `IndexScalarQuantizer` QT_fp16: half the memory traffic, ~4x faster at 1e5
             items; rounding only affects which items enter the shortlist, whose scores are then
             computed exactly) or "auto" (faiss from 4096 items on).
+        scorer: a `BlockScorer` over the same rows (then `score_fn` may be None and
+            `arrays.state` is not read).
+        ann: an `AnnSpec` (ann.py): stage 1 through that FAISS index instead of an exact scan,
+            from `ann.min_items` items on.
     """
 
-    def __init__(self, arrays: StoredArrays, score_fn: ScoreFn, shortlist: int = 128,
+    def __init__(self, arrays: StoredArrays, score_fn: ScoreFn | None, shortlist: int = 128,
                  null_sample: int = 128, chunk_elems: int = 1 << 23, alpha: float = 0.05,
-                 stage1: str = "auto"):
+                 stage1: str = "auto", scorer=None, ann: AnnSpec | None = None):
+        if score_fn is None and scorer is None:
+            raise ValueError("SearchEngine needs a score_fn or a scorer")
         self.arrays = arrays
         self.score_fn = score_fn
+        self.scorer = scorer
         self.shortlist = int(shortlist)
         self.null_sample = int(null_sample)
         self.chunk_elems = int(chunk_elems)
@@ -144,7 +154,9 @@ class SearchEngine:
             self._rows[name] = np.flatnonzero(arrays.media_types == code)
         self._rng_seed = int(arrays.generation)
         self._faiss = {}
-        if stage1 == "faiss" or (stage1 == "auto" and len(arrays.ids) >= _FAISS_MIN_ITEMS):
+        self.ann = ann if ann is not None and len(arrays.ids) >= ann.min_items else None
+        if self.ann is not None or stage1 == "faiss" or (
+                stage1 == "auto" and len(arrays.ids) >= _FAISS_MIN_ITEMS):
             self._build_faiss()
 
     def _build_faiss(self) -> None:
@@ -153,16 +165,26 @@ class SearchEngine:
         faiss.omp_set_num_threads(1)  # one query at a time: threads only add sync latency
         for name in MEDIA_TYPES:
             rows = self._rows[name]
-            if len(rows):
-                index = faiss.IndexScalarQuantizer(self.arrays.pooled.shape[1],
+            if not len(rows):
+                continue
+            vectors = np.ascontiguousarray(self.arrays.pooled[rows])
+            if self.ann is not None:
+                index = build_ann(vectors, self.ann)
+            else:
+                index = faiss.IndexScalarQuantizer(vectors.shape[1],
                                                    faiss.ScalarQuantizer.QT_fp16,
                                                    faiss.METRIC_INNER_PRODUCT)
-                index.add(np.ascontiguousarray(self.arrays.pooled[rows]))
-                self._faiss[name] = (index, rows)
+                index.add(vectors)
+            self._faiss[name] = (index, rows)
 
     def stage1_bytes(self) -> int:
-        """Extra memory of the stage-1 structures (the faiss float16 copies)."""
-        return sum(index.sa_code_size() * index.ntotal for index, _ in self._faiss.values())
+        """Extra memory of the stage-1 structures: the float16 codes of the exact stage 1, or
+        the serialised size of the ANN indexes."""
+        if self.ann is None:
+            return sum(index.sa_code_size() * index.ntotal for index, _ in self._faiss.values())
+        import faiss
+
+        return sum(int(faiss.serialize_index(index).nbytes) for index, _ in self._faiss.values())
 
     def _stage1(self, query: np.ndarray, media_type: str | None, r: int) -> np.ndarray:
         """Rows of the `r` best pooled inner products (within `media_type`)."""
@@ -178,8 +200,9 @@ class SearchEngine:
             if name in self._faiss:
                 index, rows = self._faiss[name]
                 s, i = index.search(query[None], min(r, index.ntotal))  # (1, r)
-                scores.append(s[0])
-                found.append(rows[i[0]])
+                keep = i[0] >= 0  # an ANN may return fewer than r (-1 padded)
+                scores.append(s[0][keep])
+                found.append(rows[i[0][keep]])
         scores, found = np.concatenate(scores), np.concatenate(found)
         return found[np.argsort(-scores, kind="stable")[:r]]
 
@@ -188,6 +211,9 @@ class SearchEngine:
 
     def _score_rows(self, query: np.ndarray, rows: np.ndarray):
         """Exact scores and attention of `rows`, chunked over items: (B,), (B, T)."""
+        if self.scorer is not None:
+            scores, attention = self.scorer(query[None], rows)  # (1, B), (1, B, T)
+            return scores[0], attention[0]
         a = self.arrays
         t, ds = a.state.shape[1], a.state.shape[2]
         chunk = max(1, self.chunk_elems // max(1, t * ds))
@@ -244,7 +270,11 @@ class SearchEngine:
             median, scale = robust_null(coarse)  # all pooled scores are already computed
         elif exact:
             info["mode"] = "exact"
-            all_scores, all_attention = self._score_rows(query, rows)
+            if self.scorer is not None and n == len(a.ids):  # one pass over every item
+                all_scores, all_attention = self.scorer(query[None], None)
+                all_scores, all_attention = all_scores[0], all_attention[0]
+            else:
+                all_scores, all_attention = self._score_rows(query, rows)
             top = np.argpartition(-all_scores, k - 1)[:k] if k < n else np.arange(n)
             top = top[np.argsort(-all_scores[top], kind="stable")]
             sel, scores, attention = rows[top], all_scores[top], all_attention[top]

@@ -21,9 +21,11 @@ import numpy as np
 from ..errors import IndexMismatchError, QueryError
 from ..model import branch_for_language
 from ..rerank import Reranker, rerank_results
+from .ann import ANN_META_KEY, AnnSpec
 from .embedder import Embedder, embed_image_queries, load_embedder
 from .engine import SearchEngine, SearchResult, relevance_threshold, robust_null
 from .language import QueryLanguage, choose_branch, detect_language
+from .scoring import BlockScorer
 from .store import IndexStore, ItemRecord, StoredArrays
 
 __all__ = [
@@ -130,10 +132,15 @@ class Index:
         embedder: query-side embedder (default: load the index's recorded model).
         model: model name/path to use instead of the recorded one (must match it).
         shortlist: two-stage shortlist size.
+        threads: threads of an exact all-items pass (`BlockScorer`).
+        text_backend: CPU inference backend of the recorded model's text towers
+            (`mumur.encoders.fast`; "auto" measures them all on first load, worth it for a
+            long-lived process, not for one cold query).
     """
 
     def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None,
-                 model: str | None = None, shortlist: int = 128):
+                 model: str | None = None, shortlist: int = 128, threads: int = 1,
+                 text_backend: str = "fp32"):
         self.root = root
         self.store = IndexStore(root)
         meta = self.store.meta()
@@ -145,6 +152,9 @@ class Index:
         self._vision_loaded = embedder is not None
         self._model = model
         self.shortlist = shortlist
+        self.threads = threads
+        self.text_backend = text_backend
+        self._scorers: dict[str, BlockScorer] = {}
         self._arrays: StoredArrays | None = None
         self._engines: dict[str, SearchEngine] = {}
         self._lock = threading.Lock()
@@ -171,6 +181,13 @@ class Index:
                                  vision_record=record)
         self.store.check_model(embedder, meta)
         self._vision_loaded = record is None
+        if self.text_backend != "fp32":
+            from ..encoders.fast import accelerate
+
+            for branch in embedder.layout.branches:
+                tower = embedder.model._text_encoder(branch)  # the branch's text tower
+                if hasattr(tower, "forward_tokens"):
+                    accelerate(tower, self.text_backend)
         return embedder
 
     def _vision_embedder(self) -> Embedder:
@@ -198,6 +215,11 @@ class Index:
             generation = self.store.generation()
             if self._arrays is None or self._arrays.generation != generation:
                 self._arrays, self._engines = self.store.load_arrays(), {}
+                self._scorers = self._compact(self._arrays)
+                if self._scorers:  # the compact arrays replace the stored states in memory
+                    a = self._arrays
+                    self._arrays = replace(a, state=np.zeros(a.state.shape[:2] + (0,),
+                                                             a.state.dtype))
             if branch not in self._engines:
                 arrays = self._arrays
                 if (columns.start, columns.stop) != (0, arrays.pooled.shape[1]):
@@ -206,8 +228,28 @@ class Index:
                 def score(queries, state, mask, branch=branch):
                     return self.embedder.score(queries, state, mask, branch)
 
-                self._engines[branch] = SearchEngine(arrays, score, shortlist=self.shortlist)
+                ann = AnnSpec.from_json(self.store.meta().get(ANN_META_KEY))
+                self._engines[branch] = SearchEngine(
+                    arrays, score, shortlist=self.shortlist, scorer=self._scorers.get(branch),
+                    ann=ann)
             return self._engines[branch]
+
+    def _compact(self, arrays: StoredArrays) -> dict[str, BlockScorer]:
+        """Every branch's `BlockScorer` over the head's compact arrays (empty when the embedder
+        has no compact form: its engines score the stored states)."""
+        embedder = self.embedder
+        if not hasattr(embedder, "compact_state"):
+            return {}
+        shared: dict = {}
+        scorers = {}
+        for branch in embedder.layout.branches:
+            compact = embedder.compact_state(arrays.state, branch, shared)
+
+            def prepare(queries, branch=branch):
+                return self.embedder.compact_scorer(queries, branch)
+
+            scorers[branch] = BlockScorer(compact, arrays.mask, prepare, threads=self.threads)
+        return scorers
 
     def warm_up(self) -> None:
         """Load now what the first searches would (model, every branch's engine, the language

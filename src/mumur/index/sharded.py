@@ -58,18 +58,19 @@ class ShardedIndex:
         embedder: query-side embedder (default: the model recorded in the shards).
         model: model name/path to use instead of the recorded one (must match it).
         shortlist: two-stage shortlist size per shard.
+        text_backend: the text tower's CPU inference backend (`Index`).
 
     Raises:
         IndexMismatchError: shards built with different models.
     """
 
     def __init__(self, roots: Sequence[str | os.PathLike], embedder: Embedder | None = None,
-                 model: str | None = None, shortlist: int = 128):
+                 model: str | None = None, shortlist: int = 128, text_backend: str = "fp32"):
         if not roots:
             raise IndexMismatchError("a sharded index needs at least one index folder")
         self.roots = list(roots)
-        self.shards = [Index(r, embedder=embedder, model=model, shortlist=shortlist)
-                       for r in self.roots]
+        self.shards = [Index(r, embedder=embedder, model=model, shortlist=shortlist,
+                             text_backend=text_backend) for r in self.roots]
         first = self.shards[0].store.meta()
         for root, shard in zip(self.roots[1:], self.shards[1:]):
             meta = shard.store.meta()

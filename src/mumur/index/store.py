@@ -130,6 +130,11 @@ class IndexStore:
                     self._conn.execute("ROLLBACK")
                 raise
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Record one metadata value (an index option such as the ANN spec)."""
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def check_model(self, embedder, meta: dict | None = None) -> None:
         """Raise `IndexMismatchError` unless `embedder` is the index's model (identity) and needs
         the arrays the index stores (layout)."""

@@ -74,7 +74,12 @@ class ClipTextEncoder(TextEncoder):
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """Args: texts, list of n strings. Returns: ``(n, dim)`` un-normalised embeddings."""
         enc = self.tokenize(texts)
-        out = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        return self.forward_tokens(enc["input_ids"], enc["attention_mask"])
+
+    def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                       ) -> torch.Tensor:
+        """The tensor core of `forward` (what fast inference backends run): (n, L) -> (n, dim)."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return out.text_embeds  # (n, dim)
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -197,8 +197,19 @@ class MClipTextEncoder(TextEncoder):
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """Args: texts, list of n strings. Returns: ``(n, dim)`` un-normalised embeddings."""
         enc = self.tokenize(texts)
-        embs = self.transformer(**enc)[0]  # (n, L, H)
-        embs = pool_hidden_states(embs, enc["attention_mask"], "mean")  # (n, H)
+        if set(enc) - {"input_ids", "attention_mask", "token_type_ids"} or (
+                "token_type_ids" in enc and enc["token_type_ids"].any()):
+            embs = self.transformer(**enc)[0]  # (n, L, H)
+            embs = pool_hidden_states(embs, enc["attention_mask"], "mean")  # (n, H)
+            return self.LinearTransformation(embs)  # (n, dim)
+        return self.forward_tokens(enc["input_ids"], enc["attention_mask"])
+
+    def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+                       ) -> torch.Tensor:
+        """The tensor core of `forward` for single-segment input (token type 0, what fast
+        inference backends run): (n, L) -> (n, dim)."""
+        embs = self.transformer(input_ids=input_ids, attention_mask=attention_mask)[0]
+        embs = pool_hidden_states(embs, attention_mask, "mean")  # (n, H)
         return self.LinearTransformation(embs)  # (n, dim)
 
     def save(self, path: str | os.PathLike) -> Path:
