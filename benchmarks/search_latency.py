@@ -88,10 +88,12 @@ def make_score_fn(head, keys):
     return score
 
 
-def block_scorer(head, arrays: StoredArrays, keys: list[str], block_items: int,
+def block_scorer(head, arrays: StoredArrays, keys: list[tuple[str, int]], block_items: int,
                  threads: int) -> BlockScorer:
     """The one-pass scorer `mumur.Index` builds, over the benchmark's packed state."""
-    parts = dict(zip(keys, torch.from_numpy(arrays.state).split(D, dim=-1)))  # strided views
+    widths = [w for _, w in keys]
+    parts = dict(zip([k for k, _ in keys],  # strided views
+                     torch.from_numpy(arrays.state).split(widths, dim=-1)))
     with torch.no_grad():
         compact = head.compact_index_state(parts, "ml")
     return BlockScorer(compact, arrays.mask, lambda q: head.compact_scorer(q, "ml"),
