@@ -10,7 +10,9 @@ each into a fresh feature store:
 
 Two rates per engine: `files_per_s` over the whole job, including starting decode workers and
 actors (a real job pays that once; on a small corpus it dominates) but not `ray.init`, and
-`steady_files_per_s` from the first batch delivered to the last (the rate a long job tends to).
+`steady_files_per_s` from the first batch delivered to the last (the rate a long job tends to;
+on a corpus this small Ray's decode tasks have already decoded much of it while the actors were
+starting, so the Ray steady rate is then mostly encoding and overstates a long job's rate).
 `scaling` is steady rate(ray-2) / (2 x steady rate(ray-1)): 1.0 is linear. The figures depend on how many cores the process may use: under
 `taskset -c 1` (one core) two actors share it and cannot scale, which is what this box allows.
 
