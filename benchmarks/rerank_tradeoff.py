@@ -42,7 +42,7 @@ def main() -> None:
     figures = {"two_stream_ms": lat["median_ms"]["two-stream"],
                "single_stream_only_ratio": lat["ratio"]["all"]}
     for k in summary["k"]:
-        figures[f"k{k}"] = {"en_gain_R1": res[f"k{k}"]["en"]["gain_R1"]["mean"],
+        figures[f"k{k}"] = {"en_gain_R1": res[f"k{k}"]["en"]["gain_R1"]["diff"],
                             "en_gain_R1_ci95": res[f"k{k}"]["en"]["gain_R1"]["ci95"],
                             "added_ms": lat["added_ms"][str(k)], "ratio": lat["ratio"][str(k)]}
     print(json.dumps(figures))

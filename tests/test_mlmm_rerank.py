@@ -221,9 +221,9 @@ def test_rerank_summary_reports_gains_with_intervals_per_language_and_k():
         base = [r[f"{lang}/base"] for r in runs]
         expected = np.mean([100 * np.mean(b <= 5) - 100 * np.mean(b == 1) for b in base])
         gain = summary["results"]["k5"][lang]["gain_R1"]
-        assert gain["mean"] == pytest.approx(expected, abs=1e-3)
-        assert gain["ci95"][0] <= gain["mean"] <= gain["ci95"][1]
-        assert summary["results"]["k2"][lang]["gain_R1"]["mean"] <= gain["mean"]
+        assert gain["diff"] == pytest.approx(expected, abs=1e-3)
+        assert gain["ci95"][0] <= gain["diff"] <= gain["ci95"][1]
+        assert summary["results"]["k2"][lang]["gain_R1"]["diff"] <= gain["diff"]
     text = rerank_markdown(summary, "mumur mlmm study ...")
     assert "| 5 |" in text and "single-stream only" in text and "10.0" in text
 

@@ -77,7 +77,9 @@ def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, key: str = "R1",
         key: R1, R5, R10, MdR or MnR.
 
     Returns:
-        ``{"diff", "ci95": [lo, hi], "n_queries"}``.
+        ``{"diff", "ci95": [lo, hi], "n_queries", "n_rows"}`` and, with several rows,
+        ``"std"``: the sample std of the per-row differences (rows of A and B paired: seed i of
+        A with seed i of B).
     """
     a = np.atleast_2d(np.asarray(ranks_a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(ranks_b, dtype=np.float64))
@@ -94,8 +96,11 @@ def paired_difference(ranks_a: np.ndarray, ranks_b: np.ndarray, key: str = "R1",
     alpha = (1.0 - level) / 2
     lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
     diff = float(_statistic(key, a).mean() - _statistic(key, b).mean())
-    return {"diff": round(diff, 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
-            "n_queries": int(n)}
+    out = {"diff": round(diff, 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+           "n_queries": int(n), "n_rows": int(a.shape[0])}
+    if a.shape == b.shape and a.shape[0] > 1:
+        out["std"] = round(seed_summary(_statistic(key, a) - _statistic(key, b))[1], 4)
+    return out
 
 
 def seed_summary(values: Sequence[float]) -> tuple[float, float]:
@@ -170,40 +175,4 @@ def summarize_shares(hits_per_seed: Sequence[np.ndarray], n_boot: int = 1000,
         out["std"] = round(std, 4)
     out["ci95"] = [round(v, 4) for v in bootstrap_ci(ranks, "R1", n_boot, seed=seed)]
     out.update(n=int(stacked.shape[1]), n_seeds=len(runs))
-    return out
-
-
-def paired_difference(ranks_a: Sequence[np.ndarray], ranks_b: Sequence[np.ndarray],
-                      key: str = "R1", n_boot: int = 1000, level: float = 0.95,
-                      seed: int = 0) -> dict:
-    """The gain of system b over system a on the same queries (b - a), over seeds and queries.
-
-    Args:
-        ranks_a, ranks_b: per seed, an (n_queries,) rank array; seed i of a is paired with seed
-            i of b, and every array lists the same queries in the same order.
-        key: the rank metric (R1, R5, R10, MdR, MnR).
-
-    Returns:
-        ``{"mean", "std", "ci95", "n_queries", "n_seeds"}``: the mean over seeds of
-        metric(b) - metric(a), its sample std over seeds, and a percentile bootstrap interval
-        over queries (the same resampled queries for both systems and every seed).
-    """
-    a = np.stack([np.asarray(r, dtype=np.float64) for r in ranks_a])  # (S, n)
-    b = np.stack([np.asarray(r, dtype=np.float64) for r in ranks_b])
-    if a.shape != b.shape or a.shape[1] == 0:
-        raise ValueError(f"paired ranks need equal, non-empty shapes; got {a.shape}, {b.shape}")
-    mean, std = seed_summary(_statistic(key, b) - _statistic(key, a))
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_boot)
-    for start in range(0, n_boot, 100):
-        idx = rng.integers(0, a.shape[1], size=(min(100, n_boot - start), a.shape[1]))
-        diff = _statistic(key, b[:, idx].transpose(1, 0, 2)) - _statistic(
-            key, a[:, idx].transpose(1, 0, 2))  # (blk, S)
-        stats[start:start + len(idx)] = diff.mean(axis=1)
-    alpha = (1.0 - level) / 2
-    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
-    out = {"mean": round(mean, 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
-           "n_queries": int(a.shape[1]), "n_seeds": int(a.shape[0])}
-    if a.shape[0] > 1:
-        out["std"] = round(std, 4)
     return out

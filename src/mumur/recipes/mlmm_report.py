@@ -133,7 +133,7 @@ def _summary(recipe: MLMMRecipe, runs: list[dict[str, np.ndarray]], latency: dic
             ranks = [r[f"{lang}/{K}"] for r in runs]
             entry = {"R1": summarize_ranks(ranks, n_items or 0)}
             if K != "base":
-                entry["gain_R1"] = paired_difference([r[f"{lang}/base"] for r in runs], ranks)
+                entry["gain_R1"] = paired_difference(ranks, [r[f"{lang}/base"] for r in runs])
             per_lang[lang] = entry
         table[K] = per_lang
     return {"recipe": recipe.name, "base": f"{recipe.base_study}/{recipe.base_variant}",
@@ -198,7 +198,7 @@ def _cell(entry: dict) -> str:
 def _gain(entry: dict) -> str:
     std = f" ± {entry['std']:.1f}" if "std" in entry else ""
     lo, hi = entry["ci95"]
-    return f"{entry['mean']:+.1f}{std} [{lo:+.1f}, {hi:+.1f}]"
+    return f"{entry['diff']:+.1f}{std} [{lo:+.1f}, {hi:+.1f}]"
 
 
 def rerank_markdown(summary: dict, command: str) -> str:
@@ -225,7 +225,7 @@ def rerank_markdown(summary: dict, command: str) -> str:
         f"{lat['median_ms']['two-stream']:.1f} | - | 1.0 |")]
     for k in summary["k"]:
         row = res[f"k{k}"]
-        others = [row[lang]["gain_R1"]["mean"] for lang in langs if lang != "en"]
+        others = [row[lang]["gain_R1"]["diff"] for lang in langs if lang != "en"]
         lines.append(f"| {k} | {_cell(row['en']['R1'])} | {_gain(row['en']['gain_R1'])} | "
                      f"{np.mean(others):+.1f} | {lat['median_ms'][str(k)]:.1f} | "
                      f"{lat['added_ms'][str(k)]:.1f} | {lat['ratio'][str(k)]:.1f} |")
