@@ -130,7 +130,7 @@ def soak(seconds: float, clients: int, max_requests: int, n_files: int, churn: i
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from mumur.index import IndexStore, build_index
     from mumur.index.catalogue import default_index_model
-    from mumur.index.embedder import load_embedder
+    from mumur.index.loading import load_embedder
 
     with tempfile.TemporaryDirectory(prefix="mumur-soak-") as tmp:
         corpus, index = Path(tmp) / "corpus", Path(tmp) / "index"

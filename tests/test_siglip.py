@@ -174,7 +174,7 @@ def test_siglip_towers_save_load_round_trip(tiny_siglip, tmp_path):
 
 def test_siglip_checkpoint_indexes_through_clip_path(tiny_siglip):
     """A SigLIP folder is a `--model` like a CLIP one; decode workers squash, SigLIP-normalised."""
-    from mumur.index.embedder import load_embedder
+    from mumur.index.loading import load_embedder
 
     folder, _, _, kind = tiny_siglip
     embedder = load_embedder(str(folder), num_frames=2)

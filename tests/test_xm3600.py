@@ -167,7 +167,7 @@ def test_a_code_needing_text_encoder_gets_each_caption_languages_code(xm3600,
                                                                       tiny_clip_checkpoint):
     """NLLB-CLIP's tokenizer needs the FLORES-200 code of the captions' language (never an
     interface language); a language the family has no code for is skipped, with the reason."""
-    from mumur.index.embedder import clip_retrieval_model
+    from mumur.index.loading import clip_retrieval_model
 
     model = clip_retrieval_model(str(tiny_clip_checkpoint[0]), num_frames=1)
     ds = load_benchmark("xm3600", xm3600)

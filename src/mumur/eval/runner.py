@@ -291,7 +291,7 @@ def evaluate_from_config(config_path: str | Path) -> dict:
 
 def _config_model(folder: Path, cfg: dict):
     """The config's model: a saved mumur model, else a backbone checkpoint (meanP, zero-shot)."""
-    from ..index.embedder import clip_retrieval_model, is_mumur_model_dir
+    from ..index.loading import clip_retrieval_model, is_mumur_model_dir
     from ..model import load_model
 
     def local(name):  # a relative path names a folder beside the config; anything else as given

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from .builder import IndexReport, build_index
-from .embedder import Embedder, FrameStates, ModelEmbedder, clip_retrieval_model, load_embedder
+from .embedder import Embedder, FrameStates, ModelEmbedder
+from .loading import clip_retrieval_model, load_embedder
 from .layout import IndexLayout
 from .schema import SCHEMA_VERSION
 from .search import Index, SearchResponse, SearchResult

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .ann import ANN_META_KEY, AnnSpec
-from .embedder import Embedder, load_embedder
+from .embedder import Embedder
+from .loading import load_embedder
 from .lock import writer_lock
 from .scan import MediaFile, SkippedFile, display_path, fingerprint, scan_media
 from .store import IndexStore, NewItem

@@ -22,7 +22,8 @@ from ..errors import IndexMismatchError, QueryError
 from ..model import branch_for_language
 from ..rerank import Reranker, rerank_results
 from .ann import ANN_META_KEY, AnnSpec
-from .embedder import Embedder, embed_image_queries, load_embedder
+from .embedder import Embedder, embed_image_queries
+from .loading import load_embedder
 from .engine import SearchEngine, SearchResult, relevance_threshold, robust_null
 from .language import QueryLanguage, choose_branch, detect_language
 from .scoring import BlockScorer

@@ -165,7 +165,7 @@ def study_worlds(study: StudyConfig, recipe: OfflineRecipe, out: Path, workers: 
 # --------------------------------------------------------------------------------- outcomes
 
 def _zero_shot_model(recipe: OfflineRecipe):
-    from ..index.embedder import clip_retrieval_model
+    from ..index.loading import clip_retrieval_model
 
     encoders = recipe.model["encoders"]
     return clip_retrieval_model(encoders["vision"], encoders.get("text_ml"),
