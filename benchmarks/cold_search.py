@@ -39,6 +39,8 @@ SIZES = {
                         "num_attention_heads": 4, "image_size": 30, "patch_size": 2},
              "projection_dim": 16},
 }
+# ViT-B/32 at 256 px, the shape of rclip 3.x's model (ViT-B-32-256): rclip_side_by_side.py.
+SIZES["b32_256"] = {**SIZES["b32"], "vision": {**SIZES["b32"]["vision"], "image_size": 256}}
 
 # Runs one command and reports its wall time and the peak RSS of it alone (this wrapper's only
 # child), so each measurement is of a cold process.
@@ -78,17 +80,18 @@ def build_checkpoint(folder: Path, size: str) -> Path:
     return folder
 
 
-def make_images(folder: Path, n: int) -> Path:
-    """`n` 320x240 JPEGs of a coloured shape on a plain background (deterministic)."""
+def make_images(folder: Path, n: int, size: tuple[int, int] = (320, 240)) -> Path:
+    """`n` JPEGs (`size`, default 320x240) of a coloured shape on a plain background."""
     from PIL import Image, ImageDraw
 
     folder.mkdir(parents=True, exist_ok=True)
     colours = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]
     for i in range(n):
-        image = Image.new("RGB", (320, 240), ["skyblue", "forestgreen", "snow", "navy"][i % 4])
+        image = Image.new("RGB", size, ["skyblue", "forestgreen", "snow", "navy"][i % 4])
         draw = ImageDraw.Draw(image)
         box = (40 + 7 * i % 120, 30 + 5 * i % 80, 160 + 7 * i % 120, 150 + 5 * i % 80)
         (draw.ellipse if i % 2 else draw.rectangle)(box, fill=colours[i % len(colours)])
+        draw.text((4, 4), f"{i}", fill="grey")  # every file distinct (no hash de-duplication)
         image.save(folder / f"img_{i:03d}.jpg", quality=90)
     return folder
 
