@@ -162,6 +162,11 @@ def test_bitext_and_t2v_metrics_known_answers():
     items = np.eye(3, dtype=np.float32)[[0, 2, 1]]
     t2v = crosslingual_t2v(good, groups, items, ["de"])["de"]
     assert t2v["R1"] == pytest.approx(100 / 3) and t2v["n_queries"] == 3
+    # items 1 and 2 swapped: d1 scores 1 on item 2 and ties item 0 at 0: pessimistic rank 3
+    assert t2v["ranks"] == [1, 3, 3]
+    lo, hi = t2v["R1_ci95"]
+    assert 0.0 <= lo <= t2v["R1"] <= hi <= 100.0 and hi > lo
+    assert scores["de"]["R1_ci95"] == [100.0, 100.0]  # every resample is all hits
     mse = teacher_mse(constant, good, groups, ["de"])["de"]
     assert mse["mse"] == pytest.approx(2 / 3)  # rows (0,1,1),(1,0,1),(1,1,0): 2 of 3 squared
 

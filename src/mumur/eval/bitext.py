@@ -20,6 +20,7 @@ import torch
 
 from ..data.features import extract_frame_features
 from .metrics import t2v_metrics, t2v_ranks
+from .stats import bootstrap_ci
 
 __all__ = ["bitext_retrieval", "crosslingual_t2v", "media_embeddings", "raw_embeddings",
            "teacher_mse"]
@@ -59,7 +60,9 @@ def bitext_retrieval(encoder, groups: Sequence, languages: Sequence[str],
             the queries whose target caption is not among them.
 
     Returns:
-        `{l: {"R1", "R5", "MdR", "n", ["R1_unseen", "n_unseen"]}}` (R in percent).
+        `{l: {"R1", "R5", "MdR", "n", "R1_ci95", "ranks", ["R1_unseen", "n_unseen"]}}` (R in
+        percent; `R1_ci95` a bootstrap interval over the queries; `ranks` the 1-based rank of
+        each query's answer, in `groups` order, for intervals over several languages).
     """
     out = {}
     for lang in languages:
@@ -73,9 +76,10 @@ def bitext_retrieval(encoder, groups: Sequence, languages: Sequence[str],
         sim = en @ other.T  # (n, n): query i's answer is column i
         truth = np.arange(len(subset))
         m = t2v_metrics(sim, truth)
-        row = {"R1": m["R1"], "R5": m["R5"], "MdR": m["MdR"], "n": len(subset)}
+        ranks = t2v_ranks(sim, truth)  # (n,)
+        row = {"R1": m["R1"], "R5": m["R5"], "MdR": m["MdR"], "n": len(subset),
+               "R1_ci95": list(bootstrap_ci(ranks[None])), "ranks": ranks.tolist()}
         if seen is not None:
-            ranks = t2v_ranks(sim, truth)
             unseen = np.asarray([g.captions[lang] not in seen for g in subset])
             row["n_unseen"] = int(unseen.sum())
             row["R1_unseen"] = (float(100.0 * np.mean(ranks[unseen] <= 1)) if unseen.any()
@@ -160,7 +164,8 @@ def crosslingual_t2v(encoder, groups: Sequence, item_embeddings: np.ndarray,
         languages: query languages.
 
     Returns:
-        `{l: t2v_metrics}` (`R1`, `R5`, `R10`, `MdR`, `MnR`, counts).
+        `{l: t2v_metrics + {"R1_ci95", "ranks"}}` (`R1`, `R5`, `R10`, `MdR`, `MnR`, counts; the
+        bootstrap interval over queries and each query's 1-based rank, in `groups` order).
     """
     out = {}
     for lang in languages:
@@ -168,5 +173,8 @@ def crosslingual_t2v(encoder, groups: Sequence, item_embeddings: np.ndarray,
         if not subset:
             continue
         text = _normalised(encoder, [g.captions[lang] for g in subset])  # (n, D)
-        out[lang] = t2v_metrics(text @ item_embeddings.T, [g.item for g in subset])
+        sim, truth = text @ item_embeddings.T, [g.item for g in subset]
+        ranks = t2v_ranks(sim, truth)
+        out[lang] = {**t2v_metrics(sim, truth), "R1_ci95": list(bootstrap_ci(ranks[None])),
+                     "ranks": ranks.tolist()}
     return out

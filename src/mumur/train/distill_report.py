@@ -46,6 +46,11 @@ def _fmt(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _with_ci(value, ci) -> str:
+    """`value [lo, hi]` (reports written before intervals existed show the value only)."""
+    return _fmt(value) if not ci else f"{_fmt(value)} [{ci[0]:.1f}, {ci[1]:.1f}]"
+
+
 def render_markdown(report: dict) -> str:
     """Markdown tables of a report (summary, then per-language rows per student)."""
     students = report["students"]
@@ -55,7 +60,9 @@ def render_markdown(report: dict) -> str:
              f"`{students[0]['evaluation']['world']['split']}` "
              f"({students[0]['evaluation']['world']['items']} items, never used in training or "
              "selection). Regenerate with the commands in the JSON (`students[].command`, then "
-             "`mumur distill-report`).", "",
+             "`mumur distill-report`). One training run per student; `[lo, hi]` is a 95% "
+             "bootstrap interval over the evaluation items (all languages resampled together), "
+             "the test sample's share of the uncertainty only.", "",
              "| student | train s | setup s | size MB | bitext R@1 (non-en) | bitext R@1 unseen "
              "| MSE (non-en) | t2v R@1 en | t2v R@1 (non-en) | teacher t2v R@1 en | seen share |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -67,8 +74,10 @@ def render_markdown(report: dict) -> str:
         lines.append(
             f"| {s['label']} | {s['train_seconds']:.0f} | {s['setup_seconds']:.0f} | "
             f"{s['student_bytes'] / 1e6:.1f} | "
-            f"{_fmt(mean['bitext_R1'])} | {_fmt(mean['bitext_R1_unseen'])} | "
-            f"{_fmt(mean['mse'], 4)} | {_fmt(en_t2v)} | {_fmt(mean['t2v_R1'])} | "
+            f"{_with_ci(mean['bitext_R1'], mean.get('bitext_R1_ci95'))} | "
+            f"{_fmt(mean['bitext_R1_unseen'])} | {_fmt(mean['mse'], 4)} | "
+            f"{_with_ci(en_t2v, (ev['languages'].get('en', {}).get('t2v') or {}).get('R1_ci95'))}"
+            f" | {_with_ci(mean['t2v_R1'], mean.get('t2v_R1_ci95'))} | "
             f"{_fmt((ev.get('teacher_en_t2v') or {}).get('R1'))} | "
             f"{_fmt(ev.get('seen_fraction'), 2)} |")
     languages = list(students[0]["evaluation"]["languages"])

@@ -27,10 +27,12 @@ def evaluate_student(student, recipe: DistillRecipe, cache_dir: str | Path,
     Returns:
         `{"world", "languages": {l: {"bitext_R1", "bitext_R5", "bitext_R1_unseen", "mse",
         "cosine", "t2v": t2v_metrics}}, "mean_non_en": {...}, "teacher_en_t2v": {...},
-        "seen_fraction"}`.
+        "seen_fraction"}`; R@1 figures carry `*_ci95`, a 95% bootstrap interval over the
+        evaluation items (one training run: the interval is that of the test sample only).
     """
     from ...encoders import load_encoder
     from ...eval.bitext import bitext_retrieval, crosslingual_t2v, media_embeddings, teacher_mse
+    from ...eval.stats import bootstrap_ci
 
     languages = recipe.language_list
     spec = recipe.evaluation_world
@@ -59,6 +61,20 @@ def evaluate_student(student, recipe: DistillRecipe, cache_dir: str | Path,
         values = [v for v in values if v is not None]
         return float(np.mean(values)) if values else None
 
+    # Interval of a mean over languages: the languages describe the same items, so one bootstrap
+    # resample of the items is applied to every language (`bootstrap_ci`'s rows are averaged).
+    bitext_ranks = [bitext.get(lang, {}).pop("ranks", None) for lang in others]
+    t2v_ranks = [(t2v.get(lang) or {}).pop("ranks", None) for lang in languages]
+    t2v_others = [r for lang, r in zip(languages, t2v_ranks) if lang != "en" and r is not None]
+    teacher = crosslingual_t2v(teacher_text, groups, media, ["en"]).get("en")
+    if teacher is not None:
+        teacher.pop("ranks", None)
+
+    def joint_ci(rows):
+        rows = [r for r in rows if r is not None]
+        same = rows and all(len(r) == len(rows[0]) for r in rows)
+        return list(bootstrap_ci(np.asarray(rows))) if same else None
+
     captions = [text for g in groups for text in g.captions.values()]
     return {
         "world": {"seed": spec.seed, "split": spec.split, "items": len(items),
@@ -68,8 +84,9 @@ def evaluate_student(student, recipe: DistillRecipe, cache_dir: str | Path,
             "bitext_R1": mean(per_language[lang]["bitext_R1"] for lang in others),
             "bitext_R1_unseen": mean(per_language[lang]["bitext_R1_unseen"] for lang in others),
             "mse": mean(per_language[lang]["mse"] for lang in others),
-            "t2v_R1": mean((per_language[lang]["t2v"] or {}).get("R1") for lang in others)},
-        "teacher_en_t2v": crosslingual_t2v(teacher_text, groups, media, ["en"]).get("en"),
+            "t2v_R1": mean((per_language[lang]["t2v"] or {}).get("R1") for lang in others),
+            "bitext_R1_ci95": joint_ci(bitext_ranks), "t2v_R1_ci95": joint_ci(t2v_others)},
+        "teacher_en_t2v": teacher,
         "seen_fraction": (float(np.mean([c in train_sentences for c in captions]))
                           if train_sentences is not None and captions else None),
     }
