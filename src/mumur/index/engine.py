@@ -18,7 +18,9 @@ non-matching items reaches z_N = Phi^-1(1 - alpha / N) with probability about al
 over the N candidates, Gaussian null; Student's t with n_null - 1 degrees of freedom since the
 scale is estimated from n_null scores), so an item is `relevant` when z >= z_N (alpha = 0.05).
 When the best result is below it, the answer is "no relevant results". With few items the
-threshold is conservative (the t quantile grows as n_null shrinks).
+threshold is conservative (the t quantile grows as n_null shrinks). This Bonferroni rule is the
+uncalibrated default; a `RelevanceRule` fitted on ground truth (relevance.py, `mumur calibrate`)
+replaces it for text queries.
 """
 
 from __future__ import annotations
@@ -135,11 +137,12 @@ class SearchEngine:
             `arrays.state` is not read).
         ann: an `AnnSpec` (ann.py): stage 1 through that FAISS index instead of an exact scan,
             from `ann.min_items` items on.
+        rule: a calibrated `RelevanceRule` for text queries (None: the Bonferroni z rule).
     """
 
     def __init__(self, arrays: StoredArrays, score_fn: ScoreFn | None, shortlist: int = 128,
                  null_sample: int = 128, chunk_elems: int = 1 << 23, alpha: float = 0.05,
-                 stage1: str = "auto", scorer=None, ann: AnnSpec | None = None):
+                 stage1: str = "auto", scorer=None, ann: AnnSpec | None = None, rule=None):
         if score_fn is None and scorer is None:
             raise ValueError("SearchEngine needs a score_fn or a scorer")
         self.arrays = arrays
@@ -149,6 +152,7 @@ class SearchEngine:
         self.null_sample = int(null_sample)
         self.chunk_elems = int(chunk_elems)
         self.alpha = alpha
+        self.rule = rule
         self._rows = {None: np.arange(len(arrays.ids))}
         for code, name in enumerate(MEDIA_TYPES):
             self._rows[name] = np.flatnonzero(arrays.media_types == code)
@@ -247,7 +251,9 @@ class SearchEngine:
                 the best timestamp of the returned videos.
 
         Returns:
-            (results best first, {"mode", "threshold", "candidates"}).
+            (results best first, {"mode", "threshold", "candidates", "flag_rule"}); `threshold`
+            is on the rule's statistic (None when an unsupported calibration flags nothing),
+            `flag_rule` is "bonferroni", "calibrated" or "unsupported".
         """
         a = self.arrays
         query = np.asarray(query, dtype=np.float32).reshape(-1)
@@ -255,7 +261,11 @@ class SearchEngine:
         n = len(rows)
         n_null = n if (exact or by_pooled or n <= self.null_sample) else self.null_sample
         threshold = relevance_threshold(n, n_null, self.alpha)
-        info = {"threshold": threshold, "candidates": n}
+        rule = None if by_pooled else self.rule
+        info = {"threshold": threshold if rule is None else rule.threshold, "candidates": n,
+                "flag_rule": "bonferroni" if rule is None else (
+                    "calibrated" if rule.supported else "unsupported"),
+                "flag_statistic": "z" if rule is None else rule.statistic}
         if n == 0:
             info["mode"] = "image" if by_pooled else ("exact" if exact else "two-stage")
             return [], info
@@ -290,17 +300,18 @@ class SearchEngine:
             s2, w2 = s2[:len(cand)], w2[:len(cand)]
             order = np.argsort(-s2, kind="stable")[:k]
             sel, scores, attention = cand[order], s2[order], w2[order]
+        zs = (np.asarray(scores, np.float64) - median) / scale
+        flags = zs >= threshold if rule is None else rule.flags(np.asarray(scores), zs)
         results = []
-        for row, score, att in zip(sel, scores, attention):
+        for row, score, att, z, flag in zip(sel, scores, attention, zs, flags):
             video = a.media_types[row] == 1
             timestamp = None
             if video:
                 frame = int(np.argmax(np.where(a.mask[row], att, -np.inf)))
                 timestamp = round(float(a.timestamps[row, frame]), 3)
-            z = (float(score) - median) / scale
             results.append(SearchResult(
                 id=int(a.ids[row]), path=a.paths[row], score=round(float(score), 6),
                 media_type=MEDIA_TYPES[int(a.media_types[row])], timestamp=timestamp,
-                calibrated=round(z, 3), relevant=bool(z >= threshold),
+                calibrated=round(float(z), 3), relevant=bool(flag),
             ))
         return results, info

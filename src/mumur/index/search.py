@@ -64,7 +64,9 @@ class SearchResponse:
         query: the query text (or image path).
         took_ms: wall time of the search (embedding included).
         mode: "two-stage", "exact" or "image".
-        threshold: z a result needs to be `relevant`.
+        threshold: what a result's statistic needs to be `relevant` (z for the uncalibrated
+            Bonferroni rule, the calibrated rule's statistic otherwise; None: the model's
+            calibration found no reliable threshold, nothing is flagged).
         relevant: whether the best result is relevant (False: "no relevant results").
         candidates: items the query competed against.
         branch: the text branch the query went through ("en" | "ml"; for an image query, the
@@ -74,13 +76,18 @@ class SearchResponse:
         language_detected: whether `language` came from detection.
         rerank_k: the shortlist a cross-encoder reordered (0: none).
         rerank_ms: the re-ranking's share of `took_ms` (None without re-ranking).
+        flag_rule: how `relevant` was decided: "bonferroni" (uncalibrated z rule, engine.py),
+            "calibrated" (the model's `relevance.json`, relevance.py) or "unsupported" (the
+            calibration found no threshold meeting its targets: nothing is flagged).
+        flag_statistic: the statistic `threshold` applies to ("z" or "score"; None when
+            unsupported).
     """
 
     results: list[SearchResult]
     query: str
     took_ms: float
     mode: str
-    threshold: float
+    threshold: float | None
     relevant: bool = False
     candidates: int = 0
     branch: str = "ml"
@@ -88,6 +95,8 @@ class SearchResponse:
     language_detected: bool = False
     rerank_k: int = 0
     rerank_ms: float | None = None
+    flag_rule: str = "bonferroni"
+    flag_statistic: str | None = "z"
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -137,11 +146,14 @@ class Index:
         text_backend: CPU inference backend of the recorded model's text towers
             (`mumur.encoders.fast`; "auto" measures them all on first load, worth it for a
             long-lived process, not for one cold query).
+        relevance: the `relevant` flag's calibration (relevance.py): None reads
+            `relevance.json` from the recorded model's folder when it has one for this model;
+            a path reads that file; False uses the uncalibrated Bonferroni rule.
     """
 
     def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None,
                  model: str | None = None, shortlist: int = 128, threads: int = 1,
-                 text_backend: str = "fp32"):
+                 text_backend: str = "fp32", relevance: str | os.PathLike | bool | None = None):
         self.root = root
         self.store = IndexStore(root)
         meta = self.store.meta()
@@ -155,6 +167,8 @@ class Index:
         self.shortlist = shortlist
         self.threads = threads
         self.text_backend = text_backend
+        self.relevance = relevance
+        self._rules: dict | None = None
         self._scorers: dict[str, BlockScorer] = {}
         self._arrays: StoredArrays | None = None
         self._engines: dict[str, SearchEngine] = {}
@@ -232,8 +246,20 @@ class Index:
                 ann = AnnSpec.from_json(self.store.meta().get(ANN_META_KEY))
                 self._engines[branch] = SearchEngine(
                     arrays, score, shortlist=self.shortlist, scorer=self._scorers.get(branch),
-                    ann=ann)
+                    ann=ann, rule=self.relevance_rules().get(branch))
             return self._engines[branch]
+
+    def relevance_rules(self) -> dict:
+        """Per-branch calibrated `RelevanceRule`s ({}: the Bonferroni rule), see `relevance`."""
+        if self._rules is None:
+            from .relevance import load_rules
+
+            source = self.relevance
+            if source is None:
+                source = self._model or self.store.meta().get("model_source") or ""
+            self._rules = {} if source is False or not str(source) or not os.path.exists(
+                source) else load_rules(source, self.embedder.identity)
+        return self._rules
 
     def _compact(self, arrays: StoredArrays) -> dict[str, BlockScorer]:
         """Every branch's `BlockScorer` over the head's compact arrays (empty when the embedder
@@ -339,10 +365,13 @@ class Index:
     def _response(results, info, query, start, chosen: QueryLanguage) -> SearchResponse:
         return SearchResponse(
             results=results, query=query, took_ms=round((time.perf_counter() - start) * 1e3, 3),
-            mode=info["mode"], threshold=round(info["threshold"], 3),
+            mode=info["mode"],
+            threshold=None if info["threshold"] is None else round(info["threshold"], 6),
             relevant=bool(results and results[0].relevant), candidates=info["candidates"],
             branch=chosen.branch, language=chosen.language,
             language_detected=chosen.detected,
+            flag_rule=info.get("flag_rule", "bonferroni"),
+            flag_statistic=None if info["threshold"] is None else info.get("flag_statistic", "z"),
         )
 
     def item(self, item_id: int) -> ItemRecord | None:
