@@ -11,10 +11,13 @@ Also p50 latency of each mode (one query at a time, embedding excluded).
 
 Caveat printed with the figures: the demo's index holds only the test split (a few hundred
 items), so shortlists near that size agree trivially; the small shortlists are the informative
-rows. Rerun after the lead's retrain: the command is the same.
+rows. `--index GALLERY` measures on a larger index built with the same model that also holds the
+test items, e.g. `mumur index DIR/corpus DIR/worlds --index GALLERY --model DIR/model` (every
+split of the corpus plus the test worlds: distractors from the same world). Rerun after the
+lead's retrain: the command is the same.
 
-Usage: python benchmarks/two_stage_agreement.py DIR [--languages en de zh] [--per-language 200]
-       [--shortlists 4 8 16 32 64 128]
+Usage: python benchmarks/two_stage_agreement.py DIR [--index GALLERY] [--languages en de zh]
+       [--per-language 200] [--shortlists 4 8 16 32 64 128]
 Last line: one JSON object.
 """
 
@@ -46,10 +49,11 @@ def queries_of(manifest: dict, indexed: set[str], languages: list[str] | None,
 
 
 def run(folder: Path, languages: list[str] | None, per_language: int,
-        shortlists: list[int]) -> dict:
-    idx = Index(folder / "index")
+        shortlists: list[int], index: Path | None = None) -> dict:
+    idx = Index(index or folder / "index")
     manifest = json.loads((folder / "corpus" / "manifest.json").read_text())
-    indexed = {Path(p).name for p in idx.store.records()}
+    records = idx.store.records()
+    indexed = {Path(p).name for p in records}
     queries = queries_of(manifest, indexed, languages, per_language)
     rows: dict[str, dict] = {}
     exact_ms, fast_ms = [], {s: [] for s in shortlists}
@@ -71,7 +75,8 @@ def run(folder: Path, languages: list[str] | None, per_language: int,
     idx.close()
     table = {key: {s: round(float(np.mean(v)), 4) for s, v in per.items()}
              for key, per in rows.items()}
-    return {"folder": str(folder), "items": len(indexed), "queries": len(queries),
+    return {"folder": str(folder), "index": str(index or folder / "index"),
+            "items": len(records), "queries": len(queries),
             "agreement_recall10": table,
             "exact_p50_ms": round(float(np.median(exact_ms)), 2) if exact_ms else None,
             "two_stage_p50_ms": {str(s): round(float(np.median(v)), 2)
@@ -85,8 +90,11 @@ def main() -> None:
     parser.add_argument("--languages", nargs="*", default=["en", "de", "fr", "zh", "ar", "hi"])
     parser.add_argument("--per-language", type=int, default=200)
     parser.add_argument("--shortlists", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128])
+    parser.add_argument("--index", type=Path, default=None,
+                        help="index to search (default DIR/index); must hold the test items")
     args = parser.parse_args()
-    figures = run(args.folder, args.languages or None, args.per_language, args.shortlists)
+    figures = run(args.folder, args.languages or None, args.per_language, args.shortlists,
+                  args.index)
     print(f"{figures['queries']} queries over {figures['items']} indexed items "
           "(a small gallery: large shortlists agree trivially)")
     for key, per in sorted(figures["agreement_recall10"].items()):
