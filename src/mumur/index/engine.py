@@ -138,11 +138,19 @@ class SearchEngine:
         ann: an `AnnSpec` (ann.py): stage 1 through that FAISS index instead of an exact scan,
             from `ann.min_items` items on.
         rule: a calibrated `RelevanceRule` for text queries (None: the Bonferroni z rule).
+        frames: (N, T, d) per-frame stage-1 vectors (`head.frame_vectors`; for `mumur-dcm` the
+            score with all attention on one frame) or None: a second candidate source. Two-stage
+            search then also re-scores the `frame_shortlist` items with the best per-frame
+            maximum (an inner-product scan of the valid frames, float16 codes in faiss, or the
+            `ann` spec's index over frames), which finds matches that sit in a few frames of a
+            multi-shot video and that the uniform-attention pooled vector dilutes.
+        frame_shortlist: items taken from the per-frame source (0: off).
     """
 
     def __init__(self, arrays: StoredArrays, score_fn: ScoreFn | None, shortlist: int = 128,
                  null_sample: int = 128, chunk_elems: int = 1 << 23, alpha: float = 0.05,
-                 stage1: str = "auto", scorer=None, ann: AnnSpec | None = None, rule=None):
+                 stage1: str = "auto", scorer=None, ann: AnnSpec | None = None, rule=None,
+                 frames: np.ndarray | None = None, frame_shortlist: int = 32):
         if score_fn is None and scorer is None:
             raise ValueError("SearchEngine needs a score_fn or a scorer")
         self.arrays = arrays
@@ -162,6 +170,53 @@ class SearchEngine:
         if self.ann is not None or stage1 == "faiss" or (
                 stage1 == "auto" and len(arrays.ids) >= _FAISS_MIN_ITEMS):
             self._build_faiss()
+        self.frame_shortlist = int(frame_shortlist) if frames is not None else 0
+        self._frames = self._build_frames(frames) if self.frame_shortlist > 0 else {}
+
+    def _build_frames(self, frames: np.ndarray) -> dict:
+        """Per media type: a faiss inner-product index over the valid frames' vectors and the
+        row of each indexed frame."""
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        out = {}
+        for name in MEDIA_TYPES:
+            rows = self._rows[name]
+            if not len(rows):
+                continue
+            valid = self.arrays.mask[rows]  # (n, T)
+            vectors = np.ascontiguousarray(frames[rows][valid], dtype=np.float32)  # (F, d)
+            frame_rows = np.repeat(rows, valid.sum(axis=1))
+            ann = self.ann if self.ann is not None and len(vectors) >= self.ann.min_items else None
+            if ann is not None:
+                index = build_ann(vectors, ann)
+            else:
+                index = faiss.IndexScalarQuantizer(vectors.shape[1],
+                                                   faiss.ScalarQuantizer.QT_fp16,
+                                                   faiss.METRIC_INNER_PRODUCT)
+                index.add(vectors)
+            out[name] = (index, frame_rows)
+        return out
+
+    @property
+    def has_frames(self) -> bool:
+        """Whether the per-frame candidate source was built (frames given, shortlist > 0)."""
+        return bool(self._frames)
+
+    def _frame_candidates(self, query: np.ndarray, media_type: str | None, r: int) -> np.ndarray:
+        """Rows of the `r` best per-frame maxima (within `media_type`); the frame search asks
+        for 4 r frames, so an item whose many frames rank high does not crowd out the rest."""
+        best: dict[int, float] = {}
+        for name in [media_type] if media_type else MEDIA_TYPES:
+            if name in self._frames:
+                index, frame_rows = self._frames[name]
+                s, i = index.search(query[None], min(4 * r, index.ntotal))
+                for score, j in zip(s[0], i[0]):
+                    if j >= 0:
+                        row = int(frame_rows[j])
+                        best[row] = max(best.get(row, -np.inf), float(score))
+        ranked = sorted(best, key=lambda row: -best[row])[:r]
+        return np.asarray(ranked, dtype=np.int64)
 
     def _build_faiss(self) -> None:
         import faiss
@@ -292,6 +347,9 @@ class SearchEngine:
         else:
             info["mode"] = "two-stage"
             cand = self._stage1(query, media_type, min(n, max(self.shortlist, k)))
+            if self.frame_shortlist and len(cand) < n:  # second source: per-frame maxima
+                extra = self._frame_candidates(query, media_type, self.frame_shortlist)
+                cand = np.concatenate([cand, extra[~np.isin(extra, cand)]])
             null_rows = self._null_rows(rows)
             # Stage 2 and the null sample in one scoring call (one pass over their states).
             both = np.concatenate([cand, null_rows])

@@ -141,7 +141,9 @@ class Index:
         root: index folder.
         embedder: query-side embedder (default: load the index's recorded model).
         model: model name/path to use instead of the recorded one (must match it).
-        shortlist: two-stage shortlist size.
+        shortlist: two-stage shortlist size (items by pooled vector).
+        frame_shortlist: items added to it by the best per-frame maximum, for heads with
+            per-frame vectors (`mumur-dcm`; engine.py); 0: off.
         threads: threads of an exact all-items pass (`BlockScorer`).
         text_backend: CPU inference backend of the recorded model's text towers
             (`mumur.encoders.fast`; "auto" measures them all on first load, worth it for a
@@ -152,7 +154,8 @@ class Index:
     """
 
     def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None,
-                 model: str | None = None, shortlist: int = 128, threads: int = 1,
+                 model: str | None = None, shortlist: int = 128, frame_shortlist: int = 32,
+                 threads: int = 1,
                  text_backend: str = "fp32", relevance: str | os.PathLike | bool | None = None):
         self.root = root
         self.store = IndexStore(root)
@@ -165,6 +168,8 @@ class Index:
         self._vision_loaded = embedder is not None
         self._model = model
         self.shortlist = shortlist
+        self.frame_shortlist = frame_shortlist
+        self._frames: dict[str, np.ndarray] = {}
         self.threads = threads
         self.text_backend = text_backend
         self.relevance = relevance
@@ -246,7 +251,8 @@ class Index:
                 ann = AnnSpec.from_json(self.store.meta().get(ANN_META_KEY))
                 self._engines[branch] = SearchEngine(
                     arrays, score, shortlist=self.shortlist, scorer=self._scorers.get(branch),
-                    ann=ann, rule=self.relevance_rules().get(branch))
+                    ann=ann, rule=self.relevance_rules().get(branch),
+                    frames=self._frames.get(branch), frame_shortlist=self.frame_shortlist)
             return self._engines[branch]
 
     def relevance_rules(self) -> dict:
@@ -269,8 +275,15 @@ class Index:
             return {}
         shared: dict = {}
         scorers = {}
+        self._frames = {}
         for branch in embedder.layout.branches:
-            compact = embedder.compact_state(arrays.state, branch, shared)
+            if self.frame_shortlist > 0:
+                compact, frames = embedder.compact_state(arrays.state, branch, shared,
+                                                         frames=True)
+                if frames is not None:
+                    self._frames[branch] = frames
+            else:
+                compact = embedder.compact_state(arrays.state, branch, shared)
 
             def prepare(queries, branch=branch):
                 return self.embedder.compact_scorer(queries, branch)
