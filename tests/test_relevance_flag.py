@@ -156,3 +156,28 @@ def test_calibrate_command_on_a_world(tmp_path, tiny_mumur_model):
     idx.close()
     assert response.flag_rule == "unsupported" and not response.relevant
     assert summary["provenance"]["holdout"] == 0.2
+
+
+@pytest.mark.slow
+def test_demo_calibrates_its_model_on_the_validation_split(tmp_path, tiny_mumur_model):
+    """`mumur demo`'s calibration step writes relevance.json beside its model (then used by
+    every index of that model) and reports it in strict JSON; a rerun rebuilds nothing stale."""
+    import shutil
+
+    from rich.console import Console
+
+    from mumur.data.synthetic.generate import SynthConfig, generate
+    from mumur.index.relevance import load_rules
+    from mumur.recipes.demo import _calibrate
+
+    out = tmp_path / "demo"
+    generate(out / "corpus", SynthConfig(videos=10, images=20, seed=6, languages=("en", "de"),
+                                         val_fraction=0.5, test_fraction=0.2),
+             workers=1, progress=False)
+    model = shutil.copytree(tiny_mumur_model, out / "model")
+    report = _calibrate(model, out, Console(quiet=True))
+    assert report["path"] == str(model / "relevance.json")
+    assert report["provenance"]["splits"] == ["val"]
+    json.dumps(report, allow_nan=False)  # results.json stays strict JSON
+    assert set(load_rules(model)) == set(report["branches"])
+    assert _calibrate(model, out, Console(quiet=True))["branches"] == report["branches"]

@@ -23,11 +23,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import IndexMismatchError
 from .calibration import AttributeQuery, flag_figures
 
 __all__ = ["RELEVANCE_FILE", "RelevanceRule", "calibrate", "fit_rule", "load_rules", "save_rules",
@@ -164,7 +166,8 @@ def world_queries(model: str, world: str | os.PathLike, work: str | os.PathLike,
                   languages=None, splits=None, holdout: float = 0.2, seed: int = 0,
                   k: int = 5, relevance=False, workers: int = 1) -> tuple[list, object]:
     """Index `world`'s items (less those showing a withheld pair, `holdout_items`) with `model`
-    into `work/index` (reused when present), and run every attribute query through it.
+    into `work/index` (updated when present; rebuilt when it holds another model), and run every
+    attribute query through it.
 
     Returns:
         `(collected AttributeQuerys, the opened Index)` (the caller closes it).
@@ -177,9 +180,12 @@ def world_queries(model: str, world: str | os.PathLike, work: str | os.PathLike,
     world = Path(world).resolve()
     kept, _ = holdout_items(world_items(world, splits), holdout, seed)
     index_dir = Path(work) / "index"
-    if not (index_dir / "index.sqlite").is_file():
-        build_index([world / it["path"] for it in kept], index_dir, model=model,
-                    progress=False, num_workers=workers)
+    paths = [world / it["path"] for it in kept]
+    try:  # incremental: a finished index of the same model costs a scan
+        build_index(paths, index_dir, model=model, progress=False, num_workers=workers)
+    except IndexMismatchError:  # a scratch index of another model: start again
+        shutil.rmtree(index_dir)
+        build_index(paths, index_dir, model=model, progress=False, num_workers=workers)
     index = Index(index_dir, relevance=relevance)
     queries = attribute_queries(kept, languages or LANGUAGES)
     return collect(index, queries, str(world), k=k), index
