@@ -67,3 +67,16 @@ def test_frame_source_recovers_what_the_pooled_shortlist_misses():
         top = set(np.argsort(-per_frame.max(1))[:40] + 1)  # ids are rows + 1
         assert {r.id for r in got_both} - {r.id for r in got_plain} <= top | exact
     assert gained > 0  # the second source matters on this data
+
+
+def test_frame_source_is_not_built_for_very_large_indexes(monkeypatch):
+    import mumur.index.engine as engine_module
+
+    base, head, _, _ = _dcm_engine(n=50, t=4, dim=16, shortlist=10)
+    frames = _frames(base, head)
+    scorer = _block_scorer(base, head, 64, 1)
+    assert SearchEngine(base.arrays, None, scorer=scorer, frames=frames).has_frames
+    monkeypatch.setattr(engine_module, "FRAME_SOURCE_MAX", int(base.arrays.mask.sum()) - 1)
+    small = SearchEngine(base.arrays, None, shortlist=10, scorer=scorer, frames=frames)
+    assert not small.has_frames  # pooled candidates only, still exact scores
+    assert len(small.search(frames[0, 0].astype(np.float32), k=5)[0]) == 5

@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 _SCALE_FLOOR = 1e-4
+# Valid frames per media type above which the per-frame candidate source is not built: its scan
+# would cost about a quarter of an exact pass per query and its codes as much memory as the keys.
+FRAME_SOURCE_MAX = 1_500_000
 _FAISS_MIN_ITEMS = 4096  # cosine differences below this are noise; avoids z = inf on flat scores
 
 ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -144,7 +147,8 @@ class SearchEngine:
             maximum (an inner-product scan of the valid frames, float16 codes in faiss, or the
             `ann` spec's index over frames), which finds matches that sit in a few frames of a
             multi-shot video and that the uniform-attention pooled vector dilutes.
-        frame_shortlist: items taken from the per-frame source (0: off).
+        frame_shortlist: items taken from the per-frame source (0: off). Not built above
+            `FRAME_SOURCE_MAX` valid frames of a media type (125,000 videos of 12 frames).
     """
 
     def __init__(self, arrays: StoredArrays, score_fn: ScoreFn | None, shortlist: int = 128,
@@ -185,16 +189,21 @@ class SearchEngine:
             if not len(rows):
                 continue
             valid = self.arrays.mask[rows]  # (n, T)
-            vectors = np.ascontiguousarray(frames[rows][valid], dtype=np.float32)  # (F, d)
             frame_rows = np.repeat(rows, valid.sum(axis=1))
-            ann = self.ann if self.ann is not None and len(vectors) >= self.ann.min_items else None
+            if len(frame_rows) > FRAME_SOURCE_MAX:
+                return {}  # too large to scan per query or to hold twice: pooled only
+            ann = self.ann if self.ann is not None and len(frame_rows) >= self.ann.min_items \
+                else None
             if ann is not None:
-                index = build_ann(vectors, ann)
+                index = build_ann(np.ascontiguousarray(frames[rows][valid], np.float32), ann)
             else:
-                index = faiss.IndexScalarQuantizer(vectors.shape[1],
+                index = faiss.IndexScalarQuantizer(frames.shape[-1],
                                                    faiss.ScalarQuantizer.QT_fp16,
                                                    faiss.METRIC_INNER_PRODUCT)
-                index.add(vectors)
+                for start in range(0, len(rows), 8192):  # float32 copies a block at a time
+                    block = rows[start:start + 8192]
+                    index.add(np.ascontiguousarray(frames[block][valid[start:start + 8192]],
+                                                   np.float32))
             out[name] = (index, frame_rows)
         return out
 
