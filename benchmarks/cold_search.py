@@ -10,10 +10,14 @@ reported next to wall time because wall time is meaningless on a loaded machine.
 `--src` runs the search with another mumur source tree (e.g. `git archive main src | tar -x -C
 /tmp/before` for a before/after comparison on the same index).
 
+With `--importtime`, one more search runs under `python -X importtime` and the import time is
+summed per top-level package (self time of every module, so nothing counts twice): where a cold
+search's start-up goes.
+
 Usage: python benchmarks/cold_search.py [--work DIR] [--size b32|tiny] [--images 30] [--runs 3]
-    [--src DIR]
+    [--src DIR] [--importtime]
 Prints one line per run, then one JSON object (last line): median wall and CPU seconds, peak RSS
-MB, bytes written to stderr.
+MB, bytes written to stderr (and `import_s` per package with `--importtime`).
 """
 
 from __future__ import annotations
@@ -124,6 +128,23 @@ def time_search(index: Path, query: str, runs: int, src: Path | None = None) -> 
     return out
 
 
+def import_profile(index: Path, query: str, src: Path | None = None) -> dict[str, float]:
+    """Seconds of import self-time per top-level package of one cold `mumur search`."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "mumur", "search", query,
+                           "--index", str(index), "--top-k", "5"], env=_env(src),
+                          capture_output=True, text=True, check=True)
+    totals: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, _, name = line[len("import time:"):].split("|")
+        package = name.strip().split(".")[0]
+        totals[package] = totals.get(package, 0.0) + int(own) / 1e6
+    top = sorted(totals.items(), key=lambda kv: -kv[1])
+    return {"total": round(sum(totals.values()), 3),
+            **{name: round(sec, 3) for name, sec in top[:12]}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="cache folder (default: temp)")
@@ -132,6 +153,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--query", default="a red circle on the beach")
     parser.add_argument("--src", type=Path, default=None, help="mumur source tree to search with")
+    parser.add_argument("--importtime", action="store_true",
+                        help="also profile the imports of one cold search")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="mumur-cold-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -143,6 +166,10 @@ def main() -> None:
               f"stderr {r['stderr_bytes']} bytes")
     if any(r["rc"] for r in runs):
         print(runs[-1]["stderr"], file=sys.stderr)
+    imports = import_profile(index, args.query, args.src) if args.importtime else None
+    if imports:
+        print("import self-time per package (s): " + ", ".join(
+            f"{name} {sec:.2f}" for name, sec in imports.items()))
     print(json.dumps({
         "size": args.size, "images": args.images, "runs": args.runs,
         "src": str(args.src or "this checkout"),
@@ -151,6 +178,7 @@ def main() -> None:
         "peak_mb_max": round(max(r["peak_mb"] for r in runs), 1),
         "stderr_bytes_max": max(r["stderr_bytes"] for r in runs),
         "ok": not any(r["rc"] for r in runs),
+        **({"import_s": imports} if imports else {}),
     }))
 
 

@@ -9,6 +9,10 @@ Queries are noisy copies of random videos' pooled vectors (a query that has a ma
 does not depend on N). Also: recall@10 agreement of two-stage vs exact, and memory per indexed
 video for float32 and float16 storage.
 
+Two-stage search is timed without and with the per-frame-maximum candidate source (`--frames`,
+default 32 items; `head.frame_vectors` scanned as float16 codes, what `mumur.Index` does for
+`mumur-dcm` by default), interleaved query by query.
+
 Two exact scorers are timed on the same arrays, interleaved query by query so that load on a
 shared machine hits both alike: the reference (`head.score_index_state` on float32 copies of the
 stored keys and values, chunked: what `SearchEngine` does without a scorer) and the one-pass
@@ -100,6 +104,14 @@ def block_scorer(head, arrays: StoredArrays, keys: list[tuple[str, int]], block_
                        block_items=block_items, threads=threads)
 
 
+def frame_vectors(head, arrays: StoredArrays, keys: list[tuple[str, int]]) -> np.ndarray:
+    """`head.frame_vectors` of the benchmark's packed state (the keys' dtype)."""
+    widths = [w for _, w in keys]
+    parts = dict(zip([k for k, _ in keys], torch.from_numpy(arrays.state).split(widths, dim=-1)))
+    with torch.no_grad():
+        return head.frame_vectors(parts, "ml").numpy()
+
+
 def bytes_per_video(arrays: StoredArrays, dtype: str) -> int:
     """Memory per video of the in-memory search arrays when the state is stored as `dtype`
     (pooled vectors are float32 in memory whatever the storage dtype)."""
@@ -117,7 +129,7 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlist: int,
         threads: int, head_name: str = "mumur-dcm", block_items: int = 4096,
-        reference: bool = True) -> dict:
+        reference: bool = True, frame_shortlist: int = 32) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     options = {"num_heads": 8} if head_name == "leccr" else {}
@@ -135,17 +147,24 @@ def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlis
         compact_s = time.perf_counter() - t0
         engine = SearchEngine(arrays, None, shortlist=shortlist, scorer=scorer)
         stage1_bytes = engine.stage1_bytes()
+        frames = frame_vectors(head, arrays, keys) if frame_shortlist else None
+        framed = (SearchEngine(arrays, None, shortlist=shortlist, scorer=scorer, frames=frames,
+                               frame_shortlist=frame_shortlist) if frames is not None else None)
         rng = np.random.default_rng(1)
         qs = arrays.pooled[rng.integers(0, n, queries)] + 0.05 * rng.standard_normal(
             (queries, D)).astype(np.float32)
         qs /= np.linalg.norm(qs, axis=1, keepdims=True)
         engine.search(qs[0], k=10)  # warm up
-        fast_times, fast_top = [], []
+        fast_times, fast_top, framed_times = [], [], []
         for q in qs:
             start = time.perf_counter()
             results, _ = engine.search(q, k=10)
             fast_times.append(time.perf_counter() - start)
             fast_top.append([r.id for r in results])
+            if framed is not None:
+                start = time.perf_counter()
+                framed.search(q, k=10)
+                framed_times.append(time.perf_counter() - start)
         exact_times, ref_times, agreement, ref_agreement, max_diff = [], [], [], [], 0.0
         for i, q in enumerate(qs[:exact_queries]):
             start = time.perf_counter()
@@ -163,8 +182,12 @@ def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlis
         fp50, fp95 = percentiles(fast_times)
         ep50, ep95 = percentiles(exact_times)
         rp50 = percentiles(ref_times)[0] if ref_times else float("nan")
+        wp50, wp95 = percentiles(framed_times) if framed_times else (float("nan"),) * 2
         figures["sizes"][str(n)] = {
             "two_stage_p50_ms": round(fp50, 2), "two_stage_p95_ms": round(fp95, 2),
+            "two_stage_frames_p50_ms": round(wp50, 2), "two_stage_frames_p95_ms": round(wp95, 2),
+            "frame_shortlist": frame_shortlist,
+            "frame_vector_bytes_per_video": (frames[0].nbytes if frames is not None else 0),
             "exact_p50_ms": round(ep50, 1), "exact_p95_ms": round(ep95, 1),
             "recall10_agreement": round(float(np.mean(agreement)), 4),
             "exact_reference_p50_ms": round(rp50, 1),
@@ -179,13 +202,14 @@ def run(sizes: list[int], dtype: str, queries: int, exact_queries: int, shortlis
             "bytes_per_video_fp16": bytes_per_video(arrays, "float16") + stage1_bytes // n,
             "build_seconds": round(build_s, 1),
         }
-        print(f"N={n:>7,d}  two-stage p50 {fp50:7.2f} ms  p95 {fp95:7.2f} ms | exact p50 "
+        print(f"N={n:>7,d}  two-stage p50 {fp50:7.2f} ms  p95 {fp95:7.2f} ms (+{frame_shortlist} "
+              f"by frames: p50 {wp50:7.2f} ms) | exact p50 "
               f"{ep50:8.1f} ms  p95 {ep95:8.1f} ms (reference {rp50:8.1f} ms) | two-stage/exact "
               f"recall@10 agreement "
               f"{np.mean(agreement):.4f} | bytes/video fp32 "
               f"{figures['sizes'][str(n)]['bytes_per_video_fp32']:,d} fp16 "
               f"{figures['sizes'][str(n)]['bytes_per_video_fp16']:,d}", flush=True)
-        del engine, reference_engine, scorer, arrays
+        del engine, reference_engine, scorer, arrays, framed, frames
     return figures
 
 
@@ -203,9 +227,11 @@ def main() -> None:
     parser.add_argument("--block-items", type=int, default=4096)
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the reference exact scorer (slow at 100k)")
+    parser.add_argument("--frames", type=int, default=32,
+                        help="per-frame-maximum candidates added to two-stage (0: off)")
     args = parser.parse_args()
     figures = run(args.sizes, args.dtype, args.queries, args.exact_queries, args.shortlist,
-                  args.threads, args.head, args.block_items, not args.no_reference)
+                  args.threads, args.head, args.block_items, not args.no_reference, args.frames)
     print(json.dumps(figures))
 
 

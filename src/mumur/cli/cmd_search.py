@@ -14,12 +14,18 @@ __all__ = ["format_results", "register"]
 def format_results(response) -> str:
     """Human-readable result table (or the "no relevant results" line)."""
     lines = []
-    if not response.relevant:
-        lines.append(f"no relevant results (best calibrated score below {response.threshold:.2f});"
-                     " closest matches:" if response.results else "no results")
+    if not response.results:
+        lines.append("no results")
+    elif response.threshold is None:
+        lines.append("relevance unknown: this model's calibration found no score that marks "
+                     "relevant results reliably (nothing is flagged); closest matches:")
+    elif not response.relevant:
+        statistic = "calibrated score" if response.flag_statistic == "z" else "score"
+        lines.append(f"no relevant results (best {statistic} below {response.threshold:.2f});"
+                     " closest matches:")
     for rank, r in enumerate(response.results, 1):
         when = f" @ {r.timestamp:.1f}s" if r.timestamp is not None else ""
-        mark = "" if r.relevant else "  (not relevant)"
+        mark = "" if r.relevant or response.threshold is None else "  (not relevant)"
         p = f"  p={r.probability:.3f}" if r.probability is not None else ""
         rerank = "" if r.rerank_score is None else f"  rerank={r.rerank_score:7.3f}"
         lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}{p}{rerank}  "

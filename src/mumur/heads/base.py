@@ -326,6 +326,13 @@ class RetrievalHead(nn.Module, abc.ABC):
         check_branch(branch)
         return state
 
+    def frame_vectors(self, state: dict[str, torch.Tensor], branch: str) -> torch.Tensor | None:
+        """Per-frame stage-1 vectors (B, T, d) whose inner product with a query is the item's
+        score with all attention on that frame (a second candidate source for heads whose score
+        attends over frames); None: the head has none (default)."""
+        check_branch(branch)
+        return None
+
     def compact_scorer(self, text_emb: torch.Tensor, branch: str):
         """A scorer of `text_emb` (N, d) over blocks of `compact_index_state` arrays:
         ``fn(compact_block, mask_block) -> (scores (N, B), attention (N, B, T))``, equal to

@@ -247,6 +247,10 @@ class DCMHead(RetrievalHead):
         one-pass form of `index_state`'s arrays."""
         return dcm_fast.compact_state(self.branch_module(branch), state)
 
+    def frame_vectors(self, state: dict[str, torch.Tensor], branch: str) -> torch.Tensor:
+        """LN(sum_h U_ht), normalised, per frame (heads/dcm_fast.py `frame_vectors`)."""
+        return dcm_fast.frame_vectors(self.branch_module(branch), state)
+
     def compact_scorer(self, text_emb: torch.Tensor, branch: str):
         """One pass over the keys per query block (heads/dcm_fast.py); equal to
         `score_index_state` up to rounding."""

@@ -30,7 +30,7 @@ import torch
 
 from .base import masked_softmax
 
-__all__ = ["compact_state", "score_compact"]
+__all__ = ["compact_state", "frame_vectors", "score_compact"]
 
 
 def _centred(values: torch.Tensor) -> torch.Tensor:
@@ -67,6 +67,26 @@ def compact_state(branch, state: dict[str, torch.Tensor], block: int = 4096
             gram_gamma[start:stop] = ug @ ug.transpose(1, 2)
             beta_proj[start:stop] = ug @ beta
     return {"keys": keys, "gram": gram, "gram_gamma": gram_gamma, "beta_proj": beta_proj}
+
+
+def frame_vectors(branch, state: dict[str, torch.Tensor], block: int = 4096) -> torch.Tensor:
+    """Per-frame search vectors: the normalised R_v of eq. (4) when every head attends to frame
+    t alone, LN(sum_h U_ht) / |.|, so that ``text . v_t`` is the item's exact score with its
+    attention on frame t (a frame mask of one). Their maximum over frames is the second stage-1
+    candidate source (engine.py): it finds items whose match sits in a few frames, which the
+    uniform-attention pooled vector dilutes.
+
+    Returns:
+        (B, T, d) in the keys' dtype.
+    """
+    keys = state["keys"]
+    out = torch.empty(keys.shape, dtype=keys.dtype)
+    with torch.no_grad():
+        for start in range(0, keys.shape[0], block):
+            stop = min(start + block, keys.shape[0])
+            z = sum(state[f"values_{h}"][start:stop].float() for h in range(branch.num_heads))
+            out[start:stop] = torch.nn.functional.normalize(branch.norm(z), dim=-1).to(out.dtype)
+    return out
 
 
 def _affine(branch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -298,7 +298,8 @@ class ModelEmbedder:
         return scores.float().numpy(), attention.float().numpy()
 
 
-    def compact_state(self, state: np.ndarray, branch: str, shared: dict | None = None) -> dict:
+    def compact_state(self, state: np.ndarray, branch: str, shared: dict | None = None,
+                      frames: bool = False):
         """`branch`'s stored arrays in the head's in-memory search form
         (`head.compact_index_state`; for `mumur-dcm`: keys + per-item Grams, heads/dcm_fast.py).
 
@@ -307,6 +308,8 @@ class ModelEmbedder:
             branch: the query branch.
             shared: cache of the contiguous copies of arrays every branch shares (the DCM keys),
                 so two branches hold one copy.
+            frames: also return the head's per-frame stage-1 vectors (`head.frame_vectors`,
+                (B, T, d) numpy, or None when the head has none): `(compact, frames)`.
         """
         import torch
 
@@ -324,7 +327,11 @@ class ModelEmbedder:
                     shared[name] = torch.from_numpy(np.ascontiguousarray(state[..., cols]))
                 parts[key] = shared[name]
         with torch.no_grad():
-            return self.head.compact_index_state(parts, branch)
+            compact = self.head.compact_index_state(parts, branch)
+            if frames:
+                frames = self.head.frame_vectors(parts, branch)
+                return compact, (None if frames is None else frames.numpy())
+            return compact
 
     def compact_scorer(self, queries, branch: str):
         """`head.compact_scorer` of torch (N, d) queries: scores blocks of `compact_state`."""

@@ -18,7 +18,9 @@ non-matching items reaches z_N = Phi^-1(1 - alpha / N) with probability about al
 over the N candidates, Gaussian null; Student's t with n_null - 1 degrees of freedom since the
 scale is estimated from n_null scores), so an item is `relevant` when z >= z_N (alpha = 0.05).
 When the best result is below it, the answer is "no relevant results". With few items the
-threshold is conservative (the t quantile grows as n_null shrinks).
+threshold is conservative (the t quantile grows as n_null shrinks). This Bonferroni rule is the
+uncalibrated default; a `RelevanceRule` fitted on ground truth (relevance.py, `mumur calibrate`)
+replaces it for text queries.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 _SCALE_FLOOR = 1e-4
+# Valid frames per media type above which the per-frame candidate source is not built: its scan
+# would cost about a quarter of an exact pass per query and its codes as much memory as the keys.
+FRAME_SOURCE_MAX = 1_500_000
 _FAISS_MIN_ITEMS = 4096  # cosine differences below this are noise; avoids z = inf on flat scores
 
 ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -135,11 +140,21 @@ class SearchEngine:
             `arrays.state` is not read).
         ann: an `AnnSpec` (ann.py): stage 1 through that FAISS index instead of an exact scan,
             from `ann.min_items` items on.
+        rule: a calibrated `RelevanceRule` for text queries (None: the Bonferroni z rule).
+        frames: (N, T, d) per-frame stage-1 vectors (`head.frame_vectors`; for `mumur-dcm` the
+            score with all attention on one frame) or None: a second candidate source. Two-stage
+            search then also re-scores the `frame_shortlist` items with the best per-frame
+            maximum (an inner-product scan of the valid frames, float16 codes in faiss, or the
+            `ann` spec's index over frames), which finds matches that sit in a few frames of a
+            multi-shot video and that the uniform-attention pooled vector dilutes.
+        frame_shortlist: items taken from the per-frame source (0: off). Not built above
+            `FRAME_SOURCE_MAX` valid frames of a media type (125,000 videos of 12 frames).
     """
 
     def __init__(self, arrays: StoredArrays, score_fn: ScoreFn | None, shortlist: int = 128,
                  null_sample: int = 128, chunk_elems: int = 1 << 23, alpha: float = 0.05,
-                 stage1: str = "auto", scorer=None, ann: AnnSpec | None = None):
+                 stage1: str = "auto", scorer=None, ann: AnnSpec | None = None, rule=None,
+                 frames: np.ndarray | None = None, frame_shortlist: int = 32):
         if score_fn is None and scorer is None:
             raise ValueError("SearchEngine needs a score_fn or a scorer")
         self.arrays = arrays
@@ -149,6 +164,7 @@ class SearchEngine:
         self.null_sample = int(null_sample)
         self.chunk_elems = int(chunk_elems)
         self.alpha = alpha
+        self.rule = rule
         self._rows = {None: np.arange(len(arrays.ids))}
         for code, name in enumerate(MEDIA_TYPES):
             self._rows[name] = np.flatnonzero(arrays.media_types == code)
@@ -158,6 +174,58 @@ class SearchEngine:
         if self.ann is not None or stage1 == "faiss" or (
                 stage1 == "auto" and len(arrays.ids) >= _FAISS_MIN_ITEMS):
             self._build_faiss()
+        self.frame_shortlist = int(frame_shortlist) if frames is not None else 0
+        self._frames = self._build_frames(frames) if self.frame_shortlist > 0 else {}
+
+    def _build_frames(self, frames: np.ndarray) -> dict:
+        """Per media type: a faiss inner-product index over the valid frames' vectors and the
+        row of each indexed frame."""
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        out = {}
+        for name in MEDIA_TYPES:
+            rows = self._rows[name]
+            if not len(rows):
+                continue
+            valid = self.arrays.mask[rows]  # (n, T)
+            frame_rows = np.repeat(rows, valid.sum(axis=1))
+            if len(frame_rows) > FRAME_SOURCE_MAX:
+                return {}  # too large to scan per query or to hold twice: pooled only
+            ann = self.ann if self.ann is not None and len(frame_rows) >= self.ann.min_items \
+                else None
+            if ann is not None:
+                index = build_ann(np.ascontiguousarray(frames[rows][valid], np.float32), ann)
+            else:
+                index = faiss.IndexScalarQuantizer(frames.shape[-1],
+                                                   faiss.ScalarQuantizer.QT_fp16,
+                                                   faiss.METRIC_INNER_PRODUCT)
+                for start in range(0, len(rows), 8192):  # float32 copies a block at a time
+                    block = rows[start:start + 8192]
+                    index.add(np.ascontiguousarray(frames[block][valid[start:start + 8192]],
+                                                   np.float32))
+            out[name] = (index, frame_rows)
+        return out
+
+    @property
+    def has_frames(self) -> bool:
+        """Whether the per-frame candidate source was built (frames given, shortlist > 0)."""
+        return bool(self._frames)
+
+    def _frame_candidates(self, query: np.ndarray, media_type: str | None, r: int) -> np.ndarray:
+        """Rows of the `r` best per-frame maxima (within `media_type`); the frame search asks
+        for 4 r frames, so an item whose many frames rank high does not crowd out the rest."""
+        best: dict[int, float] = {}
+        for name in [media_type] if media_type else MEDIA_TYPES:
+            if name in self._frames:
+                index, frame_rows = self._frames[name]
+                s, i = index.search(query[None], min(4 * r, index.ntotal))
+                for score, j in zip(s[0], i[0]):
+                    if j >= 0:
+                        row = int(frame_rows[j])
+                        best[row] = max(best.get(row, -np.inf), float(score))
+        ranked = sorted(best, key=lambda row: -best[row])[:r]
+        return np.asarray(ranked, dtype=np.int64)
 
     def _build_faiss(self) -> None:
         import faiss
@@ -247,7 +315,9 @@ class SearchEngine:
                 the best timestamp of the returned videos.
 
         Returns:
-            (results best first, {"mode", "threshold", "candidates"}).
+            (results best first, {"mode", "threshold", "candidates", "flag_rule"}); `threshold`
+            is on the rule's statistic (None when an unsupported calibration flags nothing),
+            `flag_rule` is "bonferroni", "calibrated" or "unsupported".
         """
         a = self.arrays
         query = np.asarray(query, dtype=np.float32).reshape(-1)
@@ -255,7 +325,11 @@ class SearchEngine:
         n = len(rows)
         n_null = n if (exact or by_pooled or n <= self.null_sample) else self.null_sample
         threshold = relevance_threshold(n, n_null, self.alpha)
-        info = {"threshold": threshold, "candidates": n}
+        rule = None if by_pooled else self.rule
+        info = {"threshold": threshold if rule is None else rule.threshold, "candidates": n,
+                "flag_rule": "bonferroni" if rule is None else (
+                    "calibrated" if rule.supported else "unsupported"),
+                "flag_statistic": "z" if rule is None else rule.statistic}
         if n == 0:
             info["mode"] = "image" if by_pooled else ("exact" if exact else "two-stage")
             return [], info
@@ -282,6 +356,9 @@ class SearchEngine:
         else:
             info["mode"] = "two-stage"
             cand = self._stage1(query, media_type, min(n, max(self.shortlist, k)))
+            if self.frame_shortlist and len(cand) < n:  # second source: per-frame maxima
+                extra = self._frame_candidates(query, media_type, self.frame_shortlist)
+                cand = np.concatenate([cand, extra[~np.isin(extra, cand)]])
             null_rows = self._null_rows(rows)
             # Stage 2 and the null sample in one scoring call (one pass over their states).
             both = np.concatenate([cand, null_rows])
@@ -290,17 +367,18 @@ class SearchEngine:
             s2, w2 = s2[:len(cand)], w2[:len(cand)]
             order = np.argsort(-s2, kind="stable")[:k]
             sel, scores, attention = cand[order], s2[order], w2[order]
+        zs = (np.asarray(scores, np.float64) - median) / scale
+        flags = zs >= threshold if rule is None else rule.flags(np.asarray(scores), zs)
         results = []
-        for row, score, att in zip(sel, scores, attention):
+        for row, score, att, z, flag in zip(sel, scores, attention, zs, flags):
             video = a.media_types[row] == 1
             timestamp = None
             if video:
                 frame = int(np.argmax(np.where(a.mask[row], att, -np.inf)))
                 timestamp = round(float(a.timestamps[row, frame]), 3)
-            z = (float(score) - median) / scale
             results.append(SearchResult(
                 id=int(a.ids[row]), path=a.paths[row], score=round(float(score), 6),
                 media_type=MEDIA_TYPES[int(a.media_types[row])], timestamp=timestamp,
-                calibrated=round(z, 3), relevant=bool(z >= threshold),
+                calibrated=round(float(z), 3), relevant=bool(flag),
             ))
         return results, info

@@ -64,7 +64,9 @@ class SearchResponse:
         query: the query text (or image path).
         took_ms: wall time of the search (embedding included).
         mode: "two-stage", "exact" or "image".
-        threshold: z a result needs to be `relevant`.
+        threshold: what a result's statistic needs to be `relevant` (z for the uncalibrated
+            Bonferroni rule, the calibrated rule's statistic otherwise; None: the model's
+            calibration found no reliable threshold, nothing is flagged).
         relevant: whether the best result is relevant (False: "no relevant results").
         candidates: items the query competed against.
         branch: the text branch the query went through ("en" | "ml"; for an image query, the
@@ -74,13 +76,18 @@ class SearchResponse:
         language_detected: whether `language` came from detection.
         rerank_k: the shortlist a cross-encoder reordered (0: none).
         rerank_ms: the re-ranking's share of `took_ms` (None without re-ranking).
+        flag_rule: how `relevant` was decided: "bonferroni" (uncalibrated z rule, engine.py),
+            "calibrated" (the model's `relevance.json`, relevance.py) or "unsupported" (the
+            calibration found no threshold meeting its targets: nothing is flagged).
+        flag_statistic: the statistic `threshold` applies to ("z" or "score"; None when
+            unsupported).
     """
 
     results: list[SearchResult]
     query: str
     took_ms: float
     mode: str
-    threshold: float
+    threshold: float | None
     relevant: bool = False
     candidates: int = 0
     branch: str = "ml"
@@ -88,6 +95,8 @@ class SearchResponse:
     language_detected: bool = False
     rerank_k: int = 0
     rerank_ms: float | None = None
+    flag_rule: str = "bonferroni"
+    flag_statistic: str | None = "z"
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -132,16 +141,22 @@ class Index:
         root: index folder.
         embedder: query-side embedder (default: load the index's recorded model).
         model: model name/path to use instead of the recorded one (must match it).
-        shortlist: two-stage shortlist size.
+        shortlist: two-stage shortlist size (items by pooled vector).
+        frame_shortlist: items added to it by the best per-frame maximum, for heads with
+            per-frame vectors (`mumur-dcm`; engine.py); 0: off.
         threads: threads of an exact all-items pass (`BlockScorer`).
         text_backend: CPU inference backend of the recorded model's text towers
             (`mumur.encoders.fast`; "auto" measures them all on first load, worth it for a
             long-lived process, not for one cold query).
+        relevance: the `relevant` flag's calibration (relevance.py): None reads
+            `relevance.json` from the recorded model's folder when it has one for this model;
+            a path reads that file; False uses the uncalibrated Bonferroni rule.
     """
 
     def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None,
-                 model: str | None = None, shortlist: int = 128, threads: int = 1,
-                 text_backend: str = "fp32"):
+                 model: str | None = None, shortlist: int = 128, frame_shortlist: int = 32,
+                 threads: int = 1,
+                 text_backend: str = "fp32", relevance: str | os.PathLike | bool | None = None):
         self.root = root
         self.store = IndexStore(root)
         meta = self.store.meta()
@@ -153,8 +168,12 @@ class Index:
         self._vision_loaded = embedder is not None
         self._model = model
         self.shortlist = shortlist
+        self.frame_shortlist = frame_shortlist
+        self._frames: dict[str, np.ndarray] = {}
         self.threads = threads
         self.text_backend = text_backend
+        self.relevance = relevance
+        self._rules: dict | None = None
         self._scorers: dict[str, BlockScorer] = {}
         self._arrays: StoredArrays | None = None
         self._engines: dict[str, SearchEngine] = {}
@@ -232,8 +251,21 @@ class Index:
                 ann = AnnSpec.from_json(self.store.meta().get(ANN_META_KEY))
                 self._engines[branch] = SearchEngine(
                     arrays, score, shortlist=self.shortlist, scorer=self._scorers.get(branch),
-                    ann=ann)
+                    ann=ann, rule=self.relevance_rules().get(branch),
+                    frames=self._frames.get(branch), frame_shortlist=self.frame_shortlist)
             return self._engines[branch]
+
+    def relevance_rules(self) -> dict:
+        """Per-branch calibrated `RelevanceRule`s ({}: the Bonferroni rule), see `relevance`."""
+        if self._rules is None:
+            from .relevance import load_rules
+
+            source = self.relevance
+            if source is None:
+                source = self._model or self.store.meta().get("model_source") or ""
+            self._rules = {} if source is False or not str(source) or not os.path.exists(
+                source) else load_rules(source, self.embedder.identity)
+        return self._rules
 
     def _compact(self, arrays: StoredArrays) -> dict[str, BlockScorer]:
         """Every branch's `BlockScorer` over the head's compact arrays (empty when the embedder
@@ -243,8 +275,15 @@ class Index:
             return {}
         shared: dict = {}
         scorers = {}
+        self._frames = {}
         for branch in embedder.layout.branches:
-            compact = embedder.compact_state(arrays.state, branch, shared)
+            if self.frame_shortlist > 0:
+                compact, frames = embedder.compact_state(arrays.state, branch, shared,
+                                                         frames=True)
+                if frames is not None:
+                    self._frames[branch] = frames
+            else:
+                compact = embedder.compact_state(arrays.state, branch, shared)
 
             def prepare(queries, branch=branch):
                 return self.embedder.compact_scorer(queries, branch)
@@ -339,10 +378,13 @@ class Index:
     def _response(results, info, query, start, chosen: QueryLanguage) -> SearchResponse:
         return SearchResponse(
             results=results, query=query, took_ms=round((time.perf_counter() - start) * 1e3, 3),
-            mode=info["mode"], threshold=round(info["threshold"], 3),
+            mode=info["mode"],
+            threshold=None if info["threshold"] is None else round(info["threshold"], 6),
             relevant=bool(results and results[0].relevant), candidates=info["candidates"],
             branch=chosen.branch, language=chosen.language,
             language_detected=chosen.detected,
+            flag_rule=info.get("flag_rule", "bonferroni"),
+            flag_statistic=None if info["threshold"] is None else info.get("flag_statistic", "z"),
         )
 
     def item(self, item_id: int) -> ItemRecord | None:

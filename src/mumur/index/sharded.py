@@ -12,7 +12,8 @@ shard `s` (of S) as `i * S + s` (`item` inverts it; ids stay stable while the sh
 
 Calibration (deviation from a single index): each shard fits the query's null on its own items, so
 `calibrated` is the z-score against that shard's null; `relevant` compares it with the threshold
-for all candidates of all shards (Bonferroni over the whole collection, engine.py).
+for all candidates of all shards (Bonferroni over the whole collection, engine.py), unless the
+model has a calibrated rule (relevance.py), which each shard applies per result.
 """
 
 from __future__ import annotations
@@ -121,10 +122,14 @@ class ShardedIndex:
         nulls = [info["candidates"] if exact else min(info["candidates"],
                                                        self.shards[0].shortlist)
                  for info in infos if info["candidates"]]
+        if infos and infos[0].get("flag_rule", "bonferroni") != "bonferroni":
+            # A calibrated rule is per result (relevance.py): the shards' flags stand.
+            return merged, {**infos[0], "candidates": total}
         threshold = relevance_threshold(total, min(nulls) if nulls else None)
         merged = [dataclasses.replace(r, relevant=bool(r.calibrated >= threshold))
                   for r in merged]
-        return merged, {"mode": infos[0]["mode"], "threshold": threshold, "candidates": total}
+        return merged, {"mode": infos[0]["mode"], "threshold": threshold, "candidates": total,
+                        "flag_rule": "bonferroni"}
 
     def search(self, query: str, k: int = 10, media_type: str | None = None,
                exact: bool = False, language: str | None = None) -> SearchResponse:

@@ -10,7 +10,9 @@
 4. score every test caption (rank, top-1 item, search timestamp) and write the figures with
    intervals: `DIR/results.json` (DESIGN.md contract), `DIR/results.md` (or `--report`);
 5. copy the default head's first seed to `DIR/model`, index the corpus's test split (never seen
-   in training) into `DIR/index` and run example searches in several languages.
+   in training) into `DIR/index`, calibrate the `relevant` flag on the validation split
+   (`DIR/model/relevance.json`, `mumur calibrate`; scratch index in `DIR/calibration`) and run
+   example searches in several languages.
 
 What runs is data: `mumur/configs/studies/demo.json` (worlds, seeds, variants) and the recipe it
 names (`configs/recipes/world.json`); `recipes/study.py` is the engine.
@@ -144,8 +146,12 @@ def run_demo(out: str | Path, *, study: str = "demo", seeds: list[int] | None = 
     index_dir = out / "index"
     _build_index(model_dir, out / "corpus", index_dir, console, workers)
     timings["index"] = time.perf_counter() - t
+    t = time.perf_counter()
+    relevance = _calibrate(model_dir, out, console)
+    timings["calibration"] = time.perf_counter() - t
     results = demo_results(summary, model_dir, timings)
     results["index"] = str(index_dir)
+    results["relevance"] = relevance
     results["examples"] = _example_searches(index_dir, console)
     timings["total"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
@@ -182,6 +188,30 @@ def _build_index(model_dir: Path, corpus: Path, index_dir: Path, console: Consol
             shutil.copy2(path, target)
     report = build_index([staging], index_dir, model=str(model_dir), num_workers=workers)
     console.print(report.summary())
+
+
+def _calibrate(model_dir: Path, out: Path, console: Console) -> dict:
+    """Calibrate the model's `relevant` flag on the corpus's validation split
+    (`mumur.index.relevance.calibrate`, what `mumur calibrate` runs): writes
+    `model/relevance.json`, which the index's searches then use."""
+    from ..index.relevance import calibrate
+
+    console.rule("[bold]relevance flag calibrated on the validation split")
+    cal = calibrate(str(model_dir), out / "corpus", out / "calibration", splits=("val",))
+    rows = {}
+    for branch, rule in cal["rules"].items():
+        f = cal["figures"][branch]
+        rows[branch] = {"statistic": rule.statistic, "threshold": rule.threshold,
+                        "supported": rule.supported,
+                        **{k: None if isinstance(v, float) and v != v else v  # NaN: undefined
+                           for k, v in f.items()}}
+        head = (f"flag when {rule.statistic} >= {rule.threshold:.4f}" if rule.supported
+                else "no threshold reaches the targets: nothing is flagged")
+        console.print(f"  {branch}: {head} (validation: flagged relevant "
+                      f"{f.get('flagged_precision')}, top relevant result flagged "
+                      f"{f.get('top_relevant_flagged')}, no-match flagged "
+                      f"{f.get('no_match_flagged')})")
+    return {"path": str(cal["path"]), "branches": rows, "provenance": cal["provenance"]}
 
 
 def _example_searches(index_dir: Path, console: Console) -> list[dict]:

@@ -18,7 +18,8 @@ class SearchHit(BaseModel):
     media_type: Literal["image", "video"]
     timestamp: float | None
     calibrated: float = Field(description="z-score vs the query's non-matching items.")
-    relevant: bool = Field(description="calibrated >= the relevance threshold.")
+    relevant: bool = Field(description="The reply's `flag_statistic` (z or score) >= its "
+                           "`threshold`.")
     probability: float | None = Field(
         None, ge=0, le=1, description="The model's own probability that the query matches "
         "(sigmoid-trained checkpoints such as SigLIP / SigLIP 2: sigmoid(score * "
@@ -36,7 +37,15 @@ class SearchReply(BaseModel):
     took_ms: float
     mode: Literal["two-stage", "exact", "image", "two-stage+rerank", "exact+rerank"]
     relevant: bool = Field(description="False means 'no relevant results'.")
-    threshold: float
+    threshold: float | None = Field(description="What a hit's `flag_statistic` must reach to be "
+                                   "relevant; null when the model's calibration found no "
+                                   "reliable threshold (nothing is flagged).")
+    flag_rule: Literal["bonferroni", "calibrated", "unsupported"] = Field(
+        "bonferroni", description="bonferroni: uncalibrated z rule (chance level over the "
+        "candidates); calibrated: the model's relevance.json (`mumur calibrate`); unsupported: "
+        "that calibration found no threshold meeting its targets.")
+    flag_statistic: Literal["z", "score"] | None = Field(
+        "z", description="The statistic `threshold` applies to.")
     branch: Literal["en", "ml"] = Field(
         description="Text branch the query went through: English queries through the English "
         "branch, other or undetermined languages through the multilingual one (as evaluation).")
