@@ -200,3 +200,56 @@ def test_checkpoint_selection_keeps_the_best_validation_weights():
     # without a callback (or eval_every 0) the final weights stay and nothing is selected
     assert "selection" not in train_mlmm(_tiny(), data, MLMMStage(
         steps=2, batch_size=4, tasks={"itm": 1.0}, eval_every=2), seed=0)
+
+
+def test_finetune_selects_on_the_val_split_and_mines_negatives_on_train(tmp_path, monkeypatch):
+    """`finetune` with a two-stream model: hard negatives from its train-split shortlists, the
+    checkpoint metric and the fusion weights from its val-split shortlists; nothing else."""
+    import mumur.recipes.mlmm as rm
+    import mumur.recipes.mlmm_select as sel
+    import mumur.recipes.mlmm_shortlist as ms
+    from mumur.recipes.mlmm import MLMMRecipe
+
+    frames, mask = np.zeros((6, 4, 8), np.float32), np.ones((6, 4), bool)
+    made, calls, seen = {}, [], {}
+
+    def fake_split(base_model, world, split, cache_root, k, *, per_language=0, workers=1):
+        calls.append((split, k, per_language))
+        made[split] = _shortlists(seed=len(calls))
+        return made[split], frames, mask
+
+    def fake_pair_data(recipe, world, split, cache, workers, hard, shortlist=None):
+        seen["pairs"] = (split, shortlist, hard)
+        return _pair_data(), 8, ""
+
+    def fake_fit(model, val, tok, ks, folder, *, source):
+        seen["fit"] = (val[0], tuple(ks), source)
+        return {"weights": {}}
+
+    def fake_metric(val, tok, k):
+        seen["metric"] = (val[0], k)
+        return lambda model: 0.0
+
+    def fake_train(model, data, stage, *, seed, log_path, validate):
+        seen["validate"] = validate
+        return {"steps": stage.steps, "seconds": 0.0, "final": {}}
+
+    monkeypatch.setattr(ms, "split_shortlists", fake_split)
+    monkeypatch.setattr(sel, "fit_on_validation", fake_fit)
+    monkeypatch.setattr(sel, "validation_metric", fake_metric)
+    monkeypatch.setattr(rm, "_pair_data", fake_pair_data)
+    monkeypatch.setattr(rm, "load_mlmm", lambda path: _tiny())
+    monkeypatch.setattr(rm, "train_mlmm", fake_train)
+    pretrained = tmp_path / "pre"
+    pretrained.mkdir()
+    (pretrained / "tokenizer.json").write_text(_tokenizer_file(tmp_path).read_text())
+    recipe = MLMMRecipe(k=(10, 50), finetune={"steps": 2, "batch_size": 4, "tasks": {"itm": 1.0},
+                                              "hard_negatives": 3},
+                        train_queries_per_language=7, val_queries_per_language=5)
+    out = rm.finetune(recipe, pretrained, tmp_path / "world", tmp_path / "cache",
+                      tmp_path / "ft", seed=0, base_model=tmp_path / "dcm")
+    assert calls == [("train", 4, 7), ("val", 50, 5)]  # never the test split
+    assert seen["pairs"] == ("train", made["train"], 3)
+    assert seen["metric"] == (made["val"], 10) and seen["validate"] is not None
+    assert seen["fit"] == (made["val"], (10, 50), f"{tmp_path / 'world'}/val")
+    assert json.loads((out / "training.json").read_text())["base_model"] == str(tmp_path / "dcm")
