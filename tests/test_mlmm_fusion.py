@@ -161,8 +161,8 @@ def test_itm_negatives_come_from_the_captions_shortlist(hard_fraction):
     seen_negative = 0
     for _ in range(20):
         batch = _batch(data, model, "itm", stage, g)
-        captions = [[c for c in range(len(data.caption_item))
-                     if torch.equal(data.caption_ids[c, :batch["input_ids"].shape[1]], ids)][0]
+        captions = [next(c for c in range(len(data.caption_item))
+                         if torch.equal(data.caption_ids[c, :batch["input_ids"].shape[1]], ids))
                     for ids in batch["input_ids"]]
         owns = [int(data.caption_item[c]) for c in captions]
         for row, label in enumerate(batch["itm_labels"].tolist()):
