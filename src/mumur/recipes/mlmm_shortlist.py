@@ -9,7 +9,7 @@ search, so the items a caption is re-ranked over are those the index would retur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,16 +63,18 @@ def shortlists(model, dataset, states, k: int, *, per_language: int = 0,
     texts, langs, own, items, scores, ranks = [], [], [], [], [], []
     n_items = 0
     for lang in dataset.languages:
-        out = query_outcomes(model, dataset, states, lang)
-        caps, _ = dataset.captions_for(lang)
-        keep = query_subset(len(caps), per_language, subset_seed)
-        top = np.argsort(-out.scores[keep], axis=1, kind="stable")[:, :min(k, out.n_items)]
-        texts += [caps[i] for i in keep]
+        rows = [c for c in dataset.captions if c[1] == lang]  # `captions_for` order
+        keep = query_subset(len(rows), per_language, subset_seed)
+        # only the kept captions are encoded and scored (a view of the dataset)
+        out = query_outcomes(model, replace(dataset, captions=[rows[i] for i in keep]), states,
+                             lang)
+        top = np.argsort(-out.scores, axis=1, kind="stable")[:, :min(k, out.n_items)]
+        texts += [rows[i][2] for i in keep]
         langs += [lang] * len(keep)
-        own.append(out.caption_item[keep])
+        own.append(out.caption_item)
         items.append(top)
-        scores.append(np.take_along_axis(out.scores[keep], top, axis=1))
-        ranks.append(out.ranks[keep])
+        scores.append(np.take_along_axis(out.scores, top, axis=1))
+        ranks.append(out.ranks)
         n_items = out.n_items
     return Shortlists(texts=texts, languages=langs, own=np.concatenate(own).astype(np.int64),
                       items=np.concatenate(items).astype(np.int64),
