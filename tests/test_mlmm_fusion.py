@@ -253,3 +253,40 @@ def test_finetune_selects_on_the_val_split_and_mines_negatives_on_train(tmp_path
     assert seen["metric"] == (made["val"], 10) and seen["validate"] is not None
     assert seen["fit"] == (made["val"], (10, 50), f"{tmp_path / 'world'}/val")
     assert json.loads((out / "training.json").read_text())["base_model"] == str(tmp_path / "dcm")
+
+
+def test_shortlists_equal_the_full_outcomes_on_the_kept_captions():
+    """`shortlists` scores only a per-language subset of captions; each kept caption's top K,
+    scores and rank are exactly those of the full evaluation (`query_outcomes`)."""
+    from test_eval_runner import FRAME_DIM, N_FRAMES, N_ITEMS, HashTextEncoder, RetrievalDataset
+
+    from mumur.eval.outcomes import query_outcomes
+    from mumur.eval.runner import encode_dataset_media
+    from mumur.model import create_model
+    from mumur.recipes.mlmm_shortlist import shortlists
+
+    torch.manual_seed(0)
+    model = create_model("mumur-dcm", text_en=HashTextEncoder(), embed_dim=8,
+                         frame_dim=FRAME_DIM, num_frames=N_FRAMES).eval()
+    rng = np.random.default_rng(1)
+    items = rng.integers(0, N_ITEMS, size=30)
+    captions = [(int(i), lang, f"caption {k} {lang} of item {i}")
+                for k, i in enumerate(items) for lang in ("en", "de")]
+    dataset = RetrievalDataset("toy", "test", [f"v{i}" for i in range(N_ITEMS)], captions)
+    feats = rng.normal(size=(N_ITEMS, N_FRAMES, FRAME_DIM)).astype(np.float32)
+    states = encode_dataset_media(model, dataset, frame_features=(
+        feats, np.ones((N_ITEMS, N_FRAMES), bool)), progress=False)
+    sl = shortlists(model, dataset, states, 4, per_language=7)
+    assert len(sl.texts) == 14 and sl.items.shape == (14, 4) and sl.n_items == N_ITEMS
+    for lang in ("en", "de"):
+        full = query_outcomes(model, dataset, states, lang)
+        texts, _ = dataset.captions_for(lang)
+        keep = query_subset(len(texts), 7)
+        rows = np.flatnonzero(np.asarray(sl.languages) == lang)
+        assert [sl.texts[r] for r in rows] == [texts[i] for i in keep]
+        np.testing.assert_array_equal(sl.own[rows], full.caption_item[keep])
+        np.testing.assert_array_equal(sl.base_ranks[rows], full.ranks[keep])
+        top = np.argsort(-full.scores[keep], axis=1, kind="stable")[:, :4]
+        np.testing.assert_array_equal(sl.items[rows], top)
+        np.testing.assert_allclose(sl.scores[rows], np.take_along_axis(full.scores[keep], top, 1),
+                                   rtol=1e-5, atol=1e-6)
