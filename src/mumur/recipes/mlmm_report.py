@@ -6,10 +6,10 @@ study's test galleries: each caption's two-stream scores give its shortlist (`Qu
 the same head calls as search), MLMM scores the top max(K) pairs once, and every K re-ranks its
 prefix (`rerank.reranked_ranks`) twice: by the ITM score fused with the two-stream score (the
 weight per K chosen on validation captions at fine-tuning, `rerank.fusion`) and by the ITM score
-alone. Outcomes are stored per seed (``rerank-seed-<s>.npz``), so a
-rerun only redoes what is missing. Figures: R@1 mean +- std over seeds with 95% paired-bootstrap
-intervals over captions (`eval.stats.summarize_ranks`), and the gain over the two-stream result
-with its own paired interval (`eval.stats.paired_difference`).
+alone. Outcomes are stored per seed (``rerank-seed-<s>.npz``) and the latency in
+``latency.json``, so a rerun only redoes what is missing. Figures: R@1 mean +- std over seeds
+with 95% paired-bootstrap intervals over captions (`eval.stats.summarize_ranks`), and the gain
+over the two-stream result with its own paired interval (`eval.stats.paired_difference`).
 
 Latency is measured through the public API on an index of the first gallery (`mumur.Index.search`
 with and without `rerank=`), warm (every query run once first), median per query; the row
@@ -175,8 +175,12 @@ def rerank_study(recipe: MLMMRecipe, base_out: str | Path, out: str | Path, *, w
         training[str(seed)] = json.loads((mlmm / "training.json").read_text())
     training["pretrain"] = json.loads((pretrained / "training.json").read_text())
     base0 = Path(json.loads((base_runs[recipe.seeds[0]].parent / "run.json").read_text())["model"])
-    latency = _latency(recipe, base0, out / f"finetuned-seed-{recipe.seeds[0]}", galleries[0],
-                       out, base_out / "cache" / "frame_features", workers)
+    timed = out / "latency.json"  # measured once (delete it to time again)
+    if not timed.exists():
+        atomic_write_json(timed, _latency(recipe, base0, out / f"finetuned-seed-{recipe.seeds[0]}",
+                                          galleries[0], out, base_out / "cache" / "frame_features",
+                                          workers), indent=2)
+    latency = json.loads(timed.read_text())
     summary = _summary(recipe, runs, latency, training)
     atomic_write_json(out / "results.json", summary, indent=2)
     return summary
