@@ -124,6 +124,9 @@ class _ByName:
     def __init__(self, prefer: str):
         self.prefer, self.seen = prefer, []
 
+    def weight(self, k):  # the ITM score alone (no fusion)
+        return 1.0
+
     def score(self, query, paths):
         self.seen.append(list(paths))
         return np.array([1.0 if self.prefer in str(p) else 0.0 for p in paths])
@@ -157,18 +160,25 @@ def test_rerank_results_keeps_the_candidate_set_for_any_scores():
     import dataclasses
 
     rng = np.random.default_rng(0)
-    Hit = dataclasses.make_dataclass("Hit", [("id", int), ("rerank_score", object, None)])
-    hits = [Hit(i) for i in range(20)]
-    for _ in range(20):
+    Hit = dataclasses.make_dataclass("Hit", [("id", int), ("score", float),
+                                             ("rerank_score", object, None)])
+    hits = [Hit(i, 1.0 - 0.01 * i) for i in range(20)]
+    for trial in range(40):
         k = int(rng.integers(1, 20))
+        w = [0.0, 1.0, float(rng.uniform())][trial % 3]  # two-stream, pure ITM, fused
 
         class Random:
+            def weight(self, k):
+                return w
+
             def score(self, query, paths):
                 return rng.normal(size=len(paths))
 
         out = rerank_results(Random(), "q", hits, k, lambda h: f"/x/{h.id}")
         assert sorted(h.id for h in out[:k]) == list(range(k))
         assert [h.id for h in out[k:]] == list(range(k, 20))
+        if w == 0.0:  # fusion weight 0 is the two-stream order itself
+            assert [h.id for h in out] == list(range(20))
 
 
 def test_reranker_scores_with_the_itm_head_and_reads_each_item_once():
@@ -210,12 +220,19 @@ def test_rerank_summary_reports_gains_with_intervals_per_language_and_k():
             run[f"{lang}/base"] = base
             run[f"{lang}/k2"] = np.where(base <= 2, 1, base)  # re-ranking lifts the top 2
             run[f"{lang}/k5"] = np.where(base <= 5, 1, base)
+            run[f"{lang}/itm-k2"] = np.where(base <= 2, 2, base)  # ITM alone: a loss at top 1
+            run[f"{lang}/itm-k5"] = np.where(base <= 5, 5, base)
         runs.append(run)
     latency = {"median_ms": {"two-stream": 2.0, "2": 3.0, "5": 5.0, "all": 20.0}, "gallery": 20,
                "queries": 4, "added_ms": {"2": 1.0, "5": 3.0, "all": 18.0},
                "ratio": {"2": 1.5, "5": 2.5, "all": 10.0}}
-    training = {"pretrain": {"steps": 3, "seconds": 1.0, "final": {}},
-                "0": {"seconds": 1.0}, "1": {"seconds": 1.0}}
+    stage = {"batch_size": 4}
+    training = {"pretrain": {"steps": 3, "seconds": 1.0, "final": {}, "stage": stage},
+                **{str(s): {"seconds": 1.0, "steps": 3, "final": {"itm": 0.5}, "stage": stage,
+                            "fusion": {"weights": {"2": 0.25, "5": 0.5}},
+                            "selection": {"best_step": 2, "best": 0.4,
+                                          "history": [[0, 0.3], [2, 0.4]]}}
+                   for s in recipe.seeds}}
     summary = _summary(recipe, runs, latency, training)
     for lang in ("en", "de"):
         base = [r[f"{lang}/base"] for r in runs]
@@ -224,8 +241,12 @@ def test_rerank_summary_reports_gains_with_intervals_per_language_and_k():
         assert gain["diff"] == pytest.approx(expected, abs=1e-3)
         assert gain["ci95"][0] <= gain["diff"] <= gain["ci95"][1]
         assert summary["results"]["k2"][lang]["gain_R1"]["diff"] <= gain["diff"]
+        itm = summary["results"]["itm-k5"][lang]["gain_R1"]
+        assert itm["diff"] == pytest.approx(-np.mean([100 * np.mean(b == 1) for b in base]),
+                                            abs=1e-3)
     text = rerank_markdown(summary, "mumur mlmm study ...")
     assert "| 5 |" in text and "single-stream only" in text and "10.0" in text
+    assert "| 0.5/0.5 |" in text and "ITM only" in text and "step 2" in text
 
 
 def test_http_search_rerank_k_reorders_the_shortlist_and_needs_a_reranker(served):

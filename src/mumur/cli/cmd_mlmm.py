@@ -26,11 +26,15 @@ def pretrain_command(
     recipe: Annotated[str, _RECIPE] = "world",
     workers: Annotated[int, _WORKERS] = 1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    world: Annotated[Path | None, typer.Option("--world", help="The base study's train world, "
+                                               "for recipes that pre-train on it.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Its feature stores root.")] = None,
 ) -> None:
     """Pre-train MLMM with ITM, MLM, MRFR and MRC on the recipe's pretraining world."""
     from ..recipes.mlmm import load_mlmm_recipe, pretrain
 
-    path = pretrain(load_mlmm_recipe(recipe), out, workers=workers, seed=seed)
+    path = pretrain(load_mlmm_recipe(recipe), out, workers=workers, seed=seed, base_world=world,
+                    cache_root=cache)
     typer.echo(f"pre-trained MLMM: {path}")
 
 
@@ -45,12 +49,16 @@ def finetune_command(
     recipe: Annotated[str, _RECIPE] = "world",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     workers: Annotated[int, _WORKERS] = 1,
+    base_model: Annotated[Path | None, typer.Option(
+        "--base-model", help="The two-stream model it will re-rank: hard negatives from its "
+        "train-split shortlists; checkpoint and fusion weights chosen on its val-split "
+        "shortlists.")] = None,
 ) -> None:
     """Fine-tune for retrieval: ITM with hard negatives (the re-ranking score)."""
     from ..recipes.mlmm import finetune, load_mlmm_recipe
 
     path = finetune(load_mlmm_recipe(recipe), pretrained, world, cache, out, seed=seed,
-                    workers=workers)
+                    workers=workers, base_model=base_model)
     typer.echo(f"fine-tuned MLMM: {path}")
 
 

@@ -1,5 +1,6 @@
 """`mumur search QUERY --index DIR [--index DIR2 ...] [--top-k K] [--type image|video] [--exact]
-[--json] [--image PATH] [--lang CODE] [--rerank MODEL --rerank-k K]`."""
+[--json] [--image PATH] [--lang CODE] [--rerank MODEL --rerank-k K
+[--rerank-score fused|itm]]`."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ def search_command(
                                        "INDEX/rerank-features."),
     rerank_k: int = typer.Option(50, "--rerank-k", min=1, max=1000,
                                  help="Shortlist the re-ranker reorders."),
+    rerank_score: str = typer.Option("fused", "--rerank-score", help="fused: the ITM score "
+                                     "fused with the two-stream score (weight chosen on "
+                                     "validation at fine-tuning, fusion.json); itm: the ITM "
+                                     "score alone."),
     backend: str = typer.Option("fp32", "--backend", help="Text tower inference on CPU: fp32, "
                                 "bf16, int8, onnx or auto (measured, so only worth it for many "
                                 "queries)."),
@@ -78,7 +83,7 @@ def search_command(
     if rerank is not None:
         from ..rerank import load_reranker
 
-        reranker = load_reranker(rerank, index[0] / "rerank-features")
+        reranker = load_reranker(rerank, index[0] / "rerank-features", score=rerank_score)
     idx = open_index(index, model=model, text_backend=backend)
     try:
         if image is not None:

@@ -17,12 +17,16 @@ A recipe names:
   ``galleries``: how many of the study's test galleries to evaluate on;
   ``queries_per_language``: captions per gallery and language scored (a fixed random subset, the
   same for every seed; 0 = all: the cross-encoder's cost is the bound on a CPU);
-  ``latency_queries``: queries timed.
+  ``latency_queries``: queries timed; ``train_queries_per_language``: fine-tuning captions per
+  language whose two-stream shortlists give the hard negatives (0 = all);
+  ``val_queries_per_language``: validation captions per language (the train world's val split)
+  that select the fine-tuning checkpoint and the fusion weight (`rerank.fusion`).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +62,8 @@ class MLMMRecipe:
     galleries: int = 1
     queries_per_language: int = 0
     latency_queries: int = 30
+    train_queries_per_language: int = 0
+    val_queries_per_language: int = 40
     name: str = "mlmm"
 
     def __post_init__(self):
@@ -179,8 +185,12 @@ def world_rows(world: Path, split: str, vision, cache_root: Path, num_frames: in
 
 
 def _pair_data(recipe: MLMMRecipe, world: Path, split: str, cache_root: Path, workers: int,
-               hard_negatives: int):
+               hard_negatives: int, shortlist=None):
+    """PairData of a world split; with `shortlist` (`mlmm_shortlist.Shortlists` of that split)
+    its captions and their two-stream hard negatives, else every caption and, for
+    `hard_negatives`, nearest items by frame features."""
     from ..encoders import load_encoder
+    from .mlmm_shortlist import hard_negatives as shortlist_negatives
 
     cfg = MLMMConfig(**{k: v for k, v in recipe.model.items() if k in ("vision", "num_frames")})
     vision = load_encoder(cfg.vision, modality="vision").eval()
@@ -188,16 +198,25 @@ def _pair_data(recipe: MLMMRecipe, world: Path, split: str, cache_root: Path, wo
     classes = category_embeddings(load_encoder(cfg.vision, modality="text").eval())
     tokenizer = TextTokenizer(_tokenizer_file(recipe), int(recipe.model.get("max_text_len", 40)),
                               0)
-    data = build_pair_data(feats, mask, [(i, t) for i, _, t in ds.captions], tokenizer,
-                           classes=classes, class_scale=recipe.category_scale,
-                           hard_negatives=hard_negatives)
+    captions = ([(i, t) for i, _, t in ds.captions] if shortlist is None
+                else list(zip(shortlist.own.tolist(), shortlist.texts)))
+    data = build_pair_data(feats, mask, captions, tokenizer, classes=classes,
+                           class_scale=recipe.category_scale,
+                           hard_negatives=0 if shortlist is not None else hard_negatives)
+    if shortlist is not None and hard_negatives:
+        data.caption_negatives = shortlist_negatives(shortlist, hard_negatives)
     return data, int(feats.shape[-1]), vision.identity
 
 
 def pretrain(recipe: MLMMRecipe, out: Path, *, workers: int = 2, seed: int = 0,
+             base_world: Path | None = None, cache_root: Path | None = None,
              console: Console | None = None) -> Path:
     """Pre-train MLMM on the pretraining world (generated into ``out/pretrain-world`` on first
     use) with the recipe's objectives; the model goes to ``out/pretrained`` (reused when there).
+
+    A recipe whose ``pretrain_world`` is ``{"use": "base-train"}`` pre-trains on `base_world`'s
+    train split instead (the fine-tuning world; its frame features under `cache_root` are
+    already there, so nothing is rendered: the CPU-budget recipe's shortcut, docs/deviations.md).
     """
     from ..data.synthetic.generate import SynthConfig, generate
 
@@ -205,46 +224,78 @@ def pretrain(recipe: MLMMRecipe, out: Path, *, workers: int = 2, seed: int = 0,
     done = out / "pretrained"
     if (done / "mlmm_config.json").exists():
         return done
-    world = out / "pretrain-world"
-    if not (world / "manifest.json").exists():
-        spec = recipe.pretrain_world
+    spec = recipe.pretrain_world
+    world, cache = out / "pretrain-world", out / "cache"
+    if spec.get("use") == "base-train":
+        if base_world is None:
+            raise ConfigError(f"mlmm recipe {recipe.name} pre-trains on the base study's train "
+                              "world: give it (mumur mlmm pretrain --world DIR --cache DIR)")
+        world, cache = Path(base_world), Path(cache_root or out / "cache")
+    elif not (world / "manifest.json").exists():
         generate(world, SynthConfig(videos=int(spec["videos"]), images=int(spec.get("images", 0)),
                                     seed=int(spec["seed"]), val_fraction=0.0, test_fraction=0.0,
                                     multi_shot=float(spec.get("multi_shot", 0.0))),
                  workers=workers)
     stage = recipe.stage("pretrain")
-    data, frame_dim, identity = _pair_data(recipe, world, "train", out / "cache", workers, 0)
+    data, frame_dim, identity = _pair_data(recipe, world, "train", cache, workers, 0)
     model = new_model(recipe, frame_dim, identity)
     console.print(f"MLMM pre-training: {len(data.frames)} items, {len(data.caption_item)} "
                   f"captions, {stage.steps} steps, tasks {stage.tasks}")
     info = train_mlmm(model, data, stage, seed=seed, log_path=_log(out / "pretrain.log.jsonl"))
     model.save(done, _tokenizer_file(recipe))
     atomic_write_json(done / "training.json", {"recipe": recipe.name, "stage": "pretrain",
-                                                "seed": seed, **info}, indent=2)
+                                                "seed": seed, "world": str(world), **info},
+                      indent=2)
     console.print(f"pre-trained in {info['seconds']:.0f} s: {info['final']}")
     return done
 
 
 def finetune(recipe: MLMMRecipe, pretrained: Path, train_world: Path, cache_root: Path,
-             out: Path, *, seed: int, workers: int = 2, console: Console | None = None) -> Path:
+             out: Path, *, seed: int, workers: int = 2, base_model: Path | None = None,
+             console: Console | None = None) -> Path:
     """Fine-tune a pre-trained MLMM for retrieval (ITM with hard negatives) on `train_world`'s
-    train split; the model goes to `out` (reused when there)."""
+    train split; the model goes to `out` (reused when there).
+
+    With `base_model` (the two-stream model folder it will re-rank) the hard negatives come from
+    that model's train-split shortlists, and its shortlists of the world's val split select the
+    checkpoint and the fusion weight per K (`mlmm_select.fit_on_validation`, ``fusion.json``).
+    Without it: nearest-item negatives, the final weights and pure ITM scores.
+    """
+    from .mlmm_select import fit_on_validation, validation_metric
+    from .mlmm_shortlist import split_shortlists
+
     console = console or Console()
     if (out / "mlmm_config.json").exists():
         return out
     stage = recipe.stage("finetune")
+    train_sl = val = None
+    if base_model is not None:
+        train_sl, _, _ = split_shortlists(base_model, train_world, "train", cache_root,
+                                          stage.hard_negatives + 1,
+                                          per_language=recipe.train_queries_per_language,
+                                          workers=workers)
+        val = split_shortlists(base_model, train_world, "val", cache_root, max(recipe.k),
+                               per_language=recipe.val_queries_per_language, workers=workers)
     data, _, identity = _pair_data(recipe, train_world, "train", cache_root, workers,
-                                   stage.hard_negatives)
+                                   stage.hard_negatives, shortlist=train_sl)
     model = load_mlmm(pretrained)
     if model.config.vision_identity not in ("", identity):
         raise ConfigError(f"{pretrained} was pre-trained on {model.config.vision_identity} "
                           f"features; the fine-tuning data come from {identity}")
-    info = train_mlmm(model, data, stage, seed=seed, log_path=_log(out.parent / f"{out.name}.log"
-                                                                       ".jsonl"))
-    model.save(out, Path(pretrained) / TOKENIZER_FILE)
+    tokenizer = Path(pretrained) / TOKENIZER_FILE
+    info = train_mlmm(model, data, stage, seed=seed,
+                      log_path=_log(out.parent / f"{out.name}.log.jsonl"),
+                      validate=None if val is None else validation_metric(val, tokenizer,
+                                                                          min(recipe.k)))
+    with tempfile.TemporaryDirectory() as tmp:  # fusion.json lands in the folder with the model
+        if val is not None:
+            info["fusion"] = fit_on_validation(model, val, tokenizer, recipe.k, Path(tmp),
+                                               source=f"{train_world}/val")
+        model.save(out, tokenizer, extra=list(Path(tmp).iterdir()))
     atomic_write_json(out / "training.json", {"recipe": recipe.name, "stage": "finetune",
                                                "seed": seed, "pretrained": str(pretrained),
-                                               **info}, indent=2)
+                                               "base_model": None if base_model is None
+                                               else str(base_model), **info}, indent=2)
     console.print(f"fine-tuned seed {seed} in {info['seconds']:.0f} s: {info['final']}")
     return out
 

@@ -4,10 +4,12 @@ against the latency that adds per query (`mumur mlmm study`, benchmarks/rerank_t
 For every fine-tuning seed s (paired with the base study's two-stream run of seed s), on the
 study's test galleries: each caption's two-stream scores give its shortlist (`QueryOutcomes.scores`,
 the same head calls as search), MLMM scores the top max(K) pairs once, and every K re-ranks its
-prefix (`rerank.reranked_ranks`). Outcomes are stored per seed (``rerank-seed-<s>.npz``), so a
-rerun only redoes what is missing. Figures: R@1 mean +- std over seeds with 95% paired-bootstrap
-intervals over captions (`eval.stats.summarize_ranks`), and the gain over the two-stream result
-with its own paired interval (`eval.stats.paired_difference`).
+prefix (`rerank.reranked_ranks`) twice: by the ITM score fused with the two-stream score (the
+weight per K chosen on validation captions at fine-tuning, `rerank.fusion`) and by the ITM score
+alone. Outcomes are stored per seed (``rerank-seed-<s>.npz``) and the latency in
+``latency.json``, so a rerun only redoes what is missing. Figures: R@1 mean +- std over seeds
+with 95% paired-bootstrap intervals over captions (`eval.stats.summarize_ranks`), and the gain
+over the two-stream result with its own paired interval (`eval.stats.paired_difference`).
 
 Latency is measured through the public API on an index of the first gallery (`mumur.Index.search`
 with and without `rerank=`), warm (every query run once first), median per query; the row
@@ -21,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 
 from ..fsutil import atomic_path, atomic_write_json
@@ -31,47 +32,38 @@ from .study import load_study, study_variant_runs, study_worlds
 __all__ = ["rerank_markdown", "rerank_study"]
 
 
-def _query_subset(n: int, limit: int) -> np.ndarray:
-    """A fixed subset of `limit` caption positions out of `n` (all when limit is 0 or >= n),
-    in order; the same for every seed, so seeds stay paired."""
-    if not limit or limit >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(0).choice(n, size=limit, replace=False))
-
-
 def _seed_outcomes(recipe: MLMMRecipe, base_model: Path, mlmm: Path, galleries: list[Path],
                    cache_root: Path, workers: int) -> dict[str, np.ndarray]:
-    from ..eval.outcomes import query_outcomes
+    """Ranks per language: ``<lang>/base`` (two-stream), ``<lang>/k<K>`` (the shortlist
+    re-ranked by the fused score, the weight chosen on validation, ``fusion.json``) and
+    ``<lang>/itm-k<K>`` (by the ITM score alone)."""
     from ..eval.runner import media_states
     from ..model import load_model
-    from ..rerank import load_reranker, reranked_ranks
+    from ..rerank import fuse_scores, load_reranker, reranked_ranks
     from .mlmm import world_rows
+    from .mlmm_shortlist import cross_scores, shortlists
 
     model = load_model(base_model).eval()
     reranker = load_reranker(mlmm, cache_root / "frame_features", workers=workers)
-    kmax = max(recipe.k)
     parts: dict[str, list[np.ndarray]] = {}
     sizes = []
     for gallery in galleries:
         ds, feats, mask = world_rows(gallery, "test", model.vision, cache_root,
                                      model.config.num_frames, workers)
-        states = media_states(model, feats, mask)
-        frames, fmask = torch.from_numpy(feats), torch.from_numpy(mask)
-        sizes.append(len(ds))
+        sl = shortlists(model, ds, media_states(model, feats, mask), max(recipe.k),
+                        per_language=recipe.queries_per_language)
+        sizes.append(sl.n_items)
+        cross = cross_scores(reranker, sl, feats, mask)  # (n, max K): each pair scored once
+        langs = np.asarray(sl.languages)
+        for K in recipe.k:
+            k = min(K, cross.shape[1])
+            fused = fuse_scores(sl.scores[:, :k], cross[:, :k], reranker.weight(K))
+            for key, scores in ((f"k{K}", fused), (f"itm-k{K}", cross[:, :k])):
+                ranks = reranked_ranks(sl.base_ranks, sl.items, scores, sl.own, k)
+                for lang in ds.languages:
+                    parts.setdefault(f"{lang}/{key}", []).append(ranks[langs == lang])
         for lang in ds.languages:
-            out = query_outcomes(model, ds, states, lang)
-            texts, _ = ds.captions_for(lang)
-            keep = _query_subset(len(texts), recipe.queries_per_language)
-            texts = [texts[i] for i in keep]
-            k = min(kmax, out.n_items)
-            shortlist = np.argsort(-out.scores[keep], axis=1, kind="stable")[:, :k]  # (n, k)
-            flat = torch.from_numpy(shortlist.reshape(-1))
-            cross = reranker.score_pairs([t for t in texts for _ in range(k)], frames[flat],
-                                         fmask[flat]).reshape(len(texts), k)
-            parts.setdefault(f"{lang}/base", []).append(out.ranks[keep])
-            for K in recipe.k:
-                parts.setdefault(f"{lang}/k{K}", []).append(reranked_ranks(
-                    out.ranks[keep], shortlist, cross, out.caption_item[keep], min(K, k)))
+            parts.setdefault(f"{lang}/base", []).append(sl.base_ranks[langs == lang])
     arrays = {key: np.concatenate(v).astype(np.int64) for key, v in parts.items()}
     arrays["n_items"] = np.asarray(sizes, dtype=np.int64)
     return arrays
@@ -127,7 +119,7 @@ def _summary(recipe: MLMMRecipe, runs: list[dict[str, np.ndarray]], latency: dic
     langs = sorted({k.split("/")[0] for k in runs[0] if "/" in k}, key=lambda x: (x != "en", x))
     n_items = int(sum(runs[0]["n_items"])) if "n_items" in runs[0] else None
     table: dict = {}
-    for K in ["base"] + [f"k{k}" for k in recipe.k]:
+    for K in ["base"] + [f"{p}k{k}" for p in ("", "itm-") for k in recipe.k]:
         per_lang = {}
         for lang in langs:
             ranks = [r[f"{lang}/{K}"] for r in runs]
@@ -138,7 +130,8 @@ def _summary(recipe: MLMMRecipe, runs: list[dict[str, np.ndarray]], latency: dic
         table[K] = per_lang
     return {"recipe": recipe.name, "base": f"{recipe.base_study}/{recipe.base_variant}",
             "seeds": list(recipe.seeds), "k": list(recipe.k), "languages": langs,
-            "results": table, "latency": latency, "training": training}
+            "galleries": len(runs[0].get("n_items", [0])), "results": table,
+            "latency": latency, "training": training}
 
 
 def rerank_study(recipe: MLMMRecipe, base_out: str | Path, out: str | Path, *, workers: int = 1,
@@ -163,14 +156,15 @@ def rerank_study(recipe: MLMMRecipe, base_out: str | Path, out: str | Path, *, w
     train_world, galleries = study_worlds(study, load_recipe(study.recipe), base_out, workers,
                                           console)
     base_runs = study_variant_runs(study, base_out, workers, console)[recipe.base_variant]
-    pretrained = pretrain(recipe, out, workers=workers, console=console)
+    pretrained = pretrain(recipe, out, workers=workers, base_world=train_world,
+                          cache_root=base_out / "cache", console=console)
     galleries = galleries[:recipe.galleries]
     runs, training = [], {}
     for seed in recipe.seeds:
+        base_model = Path(json.loads((base_runs[seed].parent / "run.json").read_text())["model"])
         mlmm = finetune(recipe, pretrained, train_world, base_out / "cache",
                         out / f"finetuned-seed-{seed}", seed=seed, workers=workers,
-                        console=console)
-        base_model = Path(json.loads((base_runs[seed].parent / "run.json").read_text())["model"])
+                        base_model=base_model, console=console)
         done = out / f"rerank-seed-{seed}.npz"
         if not done.exists():
             arrays = _seed_outcomes(recipe, base_model, mlmm, galleries, base_out / "cache",
@@ -181,8 +175,12 @@ def rerank_study(recipe: MLMMRecipe, base_out: str | Path, out: str | Path, *, w
         training[str(seed)] = json.loads((mlmm / "training.json").read_text())
     training["pretrain"] = json.loads((pretrained / "training.json").read_text())
     base0 = Path(json.loads((base_runs[recipe.seeds[0]].parent / "run.json").read_text())["model"])
-    latency = _latency(recipe, base0, out / f"finetuned-seed-{recipe.seeds[0]}", galleries[0],
-                       out, base_out / "cache" / "frame_features", workers)
+    timed = out / "latency.json"  # measured once (delete it to time again)
+    if not timed.exists():
+        atomic_write_json(timed, _latency(recipe, base0, out / f"finetuned-seed-{recipe.seeds[0]}",
+                                          galleries[0], out, base_out / "cache" / "frame_features",
+                                          workers), indent=2)
+    latency = json.loads(timed.read_text())
     summary = _summary(recipe, runs, latency, training)
     atomic_write_json(out / "results.json", summary, indent=2)
     return summary
@@ -201,6 +199,22 @@ def _gain(entry: dict) -> str:
     return f"{entry['diff']:+.1f}{std} [{lo:+.1f}, {hi:+.1f}]"
 
 
+def _weights(summary: dict, k: int) -> str:
+    used = [summary["training"][str(s)].get("fusion", {}).get("weights", {}).get(str(k))
+            for s in summary["seeds"]]
+    return "/".join("-" if w is None else f"{w:g}" for w in used)
+
+
+def _selection(summary: dict) -> str:
+    parts = []
+    for s in summary["seeds"]:
+        sel = summary["training"][str(s)].get("selection")
+        if sel:
+            parts.append(f"seed {s}: step {sel['best_step']} (validation MRR {sel['best']:.3f}; "
+                         + ", ".join(f"{a}: {b:.3f}" for a, b in sel["history"]) + ")")
+    return "; ".join(parts) or "none (final weights)"
+
+
 def rerank_markdown(summary: dict, command: str) -> str:
     """The trade-off tables (docs/results/rerank.md)."""
     res, lat = summary["results"], summary["latency"]
@@ -209,40 +223,56 @@ def rerank_markdown(summary: dict, command: str) -> str:
     lines = [
         "# Re-ranking the two-stream shortlist with MLMM (single-stream cross-encoder)", "",
         (f"Written by `{command}`. Base: the `{summary['base']}` runs (two-stream), one per "
-        f"seed {summary['seeds']}, each paired with an MLMM fine-tuned with the same seed from "
-        f"one pre-trained MLMM. Test: {first['n_queries']} captions per language, each "
-        f"ranking its gallery's videos ({first['n_candidates']} videos in all; the recipe's "
-        f"`queries_per_language` caps the captions scored). Each cell: mean over seeds ± std "
-        "[95% paired bootstrap interval over captions]; gains are re-ranked minus two-stream on "
-        "the same captions."), "",
+         f"seed {summary['seeds']}, each paired with an MLMM fine-tuned with the same seed from "
+         f"one pre-trained MLMM, on hard negatives from that run's train-split shortlists. Test: "
+         f"{first['n_queries']} captions per language over {summary.get('galleries', 1)} "
+         f"galleries ({first['n_candidates']} videos in all; the recipe's `galleries` "
+         "and `queries_per_language` set them). Each cell: mean over seeds ± std [95% paired "
+         "bootstrap interval over captions]; gains are re-ranked minus two-stream on the same "
+         "captions."), "",
+        ("**fused** orders the shortlist by (1 - w) z(two-stream) + w z(ITM), w chosen per K "
+         "on the train world's validation captions only (`fusion.json`, weights listed per "
+         "seed); **ITM** by MLMM's ITM logit alone (eq. 1). The fine-tuning checkpoint is "
+         "also chosen on validation captions (ITM-order MRR)."), "",
         "## Quality against latency", "",
-        (f"Latency: median per query through `mumur.Index.search` on an index of "
-        f"{lat['gallery']} videos ({lat['queries']} queries, every language, warm), this CPU, "
-        f"1 thread. Two-stream alone: {lat['median_ms']['two-stream']:.1f} ms."), "",
-        ("| shortlist K | en t2v R@1 | en gain | non-en mean gain | ms / query | added ms | x "
-        "two-stream |"), "|---|---|---|---|---|---|---|",
-        (f"| none (two-stream) | {_cell(res['base']['en']['R1'])} | - | - | "
-        f"{lat['median_ms']['two-stream']:.1f} | - | 1.0 |")]
+        (f"Latency: median per query through `mumur.Index.search` (fused re-ranking) on an index "
+         f"of {lat['gallery']} videos ({lat['queries']} queries, every language, warm), this "
+         f"CPU, 1 thread. Two-stream alone: {lat['median_ms']['two-stream']:.1f} ms."), "",
+        ("| shortlist K | en t2v R@1 fused | en gain fused | non-en mean gain fused | w per seed "
+         "| en gain ITM only | non-en mean gain ITM only | ms / query | added ms | x two-stream |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+        (f"| none (two-stream) | {_cell(res['base']['en']['R1'])} | - | - | - | - | - | "
+         f"{lat['median_ms']['two-stream']:.1f} | - | 1.0 |")]
+
+    def others(row: dict) -> str:
+        return f"{np.mean([row[lang]['gain_R1']['diff'] for lang in langs if lang != 'en']):+.1f}"
+
     for k in summary["k"]:
-        row = res[f"k{k}"]
-        others = [row[lang]["gain_R1"]["diff"] for lang in langs if lang != "en"]
+        row, itm = res[f"k{k}"], res[f"itm-k{k}"]
         lines.append(f"| {k} | {_cell(row['en']['R1'])} | {_gain(row['en']['gain_R1'])} | "
-                     f"{np.mean(others):+.1f} | {lat['median_ms'][str(k)]:.1f} | "
+                     f"{others(row)} | {_weights(summary, k)} | {_gain(itm['en']['gain_R1'])} | "
+                     f"{others(itm)} | {lat['median_ms'][str(k)]:.1f} | "
                      f"{lat['added_ms'][str(k)]:.1f} | {lat['ratio'][str(k)]:.1f} |")
-    lines.append(f"| all {lat['gallery']} (single-stream only) | - | - | - | "
+    lines.append(f"| all {lat['gallery']} (single-stream only) | - | - | - | - | - | - | "
                  f"{lat['median_ms']['all']:.1f} | {lat['added_ms']['all']:.1f} | "
                  f"{lat['ratio']['all']:.1f} |")
-    lines += ["", "## t2v R@1 gain per language (mean ± std over seeds [95% interval])", "",
-              "| K | " + " | ".join(langs) + " |", "|---" * (len(langs) + 1) + "|"]
-    for k in summary["k"]:
-        lines.append(f"| {k} | " + " | ".join(_gain(res[f'k{k}'][lang]['gain_R1'])
-                                              for lang in langs) + " |")
+    for title, prefix in (("fused", ""), ("ITM only", "itm-")):
+        lines += ["", (f"## t2v R@1 gain per language, {title} (mean ± std over seeds [95% "
+                       "interval])"), "", "| K | " + " | ".join(langs) + " |",
+                  "|---" * (len(langs) + 1) + "|"]
+        for k in summary["k"]:
+            lines.append(f"| {k} | " + " | ".join(_gain(res[f'{prefix}k{k}'][lang]['gain_R1'])
+                                                  for lang in langs) + " |")
     lines += ["", "## Two-stream t2v R@1 per language", "", "| " + " | ".join(langs) + " |",
               "|---" * len(langs) + "|",
               "| " + " | ".join(f"{res['base'][lang]['R1']['R1']:.1f}" for lang in langs) + " |"]
     pre = summary["training"]["pretrain"]
-    lines += ["", f"Pre-training: {pre['steps']} steps in {pre['seconds']:.0f} s, final losses "
-              f"{pre['final']}. Fine-tuning (ITM, hard negatives): "
-              + ", ".join(f"seed {s}: {summary['training'][str(s)]['seconds']:.0f} s"
-                          for s in summary["seeds"]) + "."]
+    fine = [summary["training"][str(s)] for s in summary["seeds"]]
+    lines += ["", f"Pre-training: {pre['steps']} steps (batch {pre['stage']['batch_size']}) in "
+              f"{pre['seconds']:.0f} s, final losses {pre['final']}. Fine-tuning (ITM, hard "
+              f"negatives): {fine[0]['steps']} steps (batch {fine[0]['stage']['batch_size']}), "
+              + ", ".join(f"seed {s}: {f['seconds']:.0f} s, final ITM loss "
+                          f"{f['final'].get('itm', float('nan')):.3f}"
+                          for s, f in zip(summary["seeds"], fine))
+              + f". Checkpoint selection: {_selection(summary)}."]
     return "\n".join(lines) + "\n"

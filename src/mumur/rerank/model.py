@@ -210,10 +210,14 @@ class MLMM(nn.Module):
         return weighted_loss(terms, self.config.loss_weights)
 
     # -- files ------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, tokenizer_file: str | os.PathLike) -> Path:
-        """Write ``mlmm_config.json``, ``model.safetensors`` and the tokenizer (no pickle)."""
+    def save(self, path: str | os.PathLike, tokenizer_file: str | os.PathLike,
+             extra: list[Path] = ()) -> Path:
+        """Write ``mlmm_config.json``, ``model.safetensors``, the tokenizer (no pickle) and copies
+        of the `extra` files (e.g. ``fusion.json``), all at once."""
         path = Path(path)
         with atomic_directory(path) as tmp:
+            for file in extra:
+                (tmp / Path(file).name).write_bytes(Path(file).read_bytes())
             (tmp / CONFIG_FILE).write_text(json.dumps(config_to_dict(self.config), indent=2))
             save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
                       str(tmp / WEIGHTS_FILE))

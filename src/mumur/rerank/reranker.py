@@ -1,9 +1,10 @@
 """Re-ranking the two-stream shortlist with a single-stream cross-encoder (MLMM, model.py).
 
 The two-stream search (index/engine.py) ranks every item; the re-ranker sees only its top K, scores
-each (query, item) pair with MLMM's ITM head (eq. 1) and reorders those K. It never adds or drops a
-candidate: the first K results are a permutation of the two-stream top K and everything after
-position K keeps its two-stream order (`rerank_order`, tests/test_mlmm_rerank.py).
+each (query, item) pair with MLMM's ITM head (eq. 1) and reorders those K by that score fused
+with the two-stream score (fusion.py; the weight is chosen on validation captions). It never
+adds or drops a candidate: the first K results are a permutation of the two-stream top K and
+everything after position K keeps its two-stream order (`rerank_order`, tests/test_mlmm_rerank.py).
 
 Visual tokens are the frozen vision tower's frame features from a feature store
 (`mumur.data.features.cached_frame_rows`): an item seen before is read from the store (and kept in
@@ -21,6 +22,7 @@ import torch
 
 from ..data.features import cached_frame_rows
 from ..errors import ConfigError
+from .fusion import fuse_scores, load_fusion, weight_for
 from .model import MLMM, TOKENIZER_FILE, load_mlmm
 
 __all__ = ["Reranker", "TextTokenizer", "load_reranker", "rerank_order", "rerank_results",
@@ -83,7 +85,8 @@ def reranked_ranks(base_ranks: np.ndarray, shortlist: np.ndarray, cross_scores: 
 
 
 def rerank_results(reranker: Reranker, query: str, results: list, k: int, path_of) -> list:
-    """Reorder the first `k` of `results` (two-stream order, best first) by the cross-encoder.
+    """Reorder the first `k` of `results` (two-stream order, best first) by the cross-encoder's
+    score fused with the two-stream score (`Reranker.weight`, fusion.py; pure ITM at weight 1).
 
     Args:
         reranker: the cross-encoder.
@@ -93,13 +96,16 @@ def rerank_results(reranker: Reranker, query: str, results: list, k: int, path_o
         path_of: hit -> the media file to read its frames from.
 
     Returns:
-        The shortlist best first by cross score (each with its ``rerank_score``), then the rest.
+        The shortlist best first by fused score (each with its ``rerank_score``, the ITM logit),
+        then the rest.
     """
     from dataclasses import replace
 
     shortlist = results[:k]
     scores = reranker.score(query, [path_of(r) for r in shortlist])
-    order = rerank_order(scores)
+    fused = fuse_scores(np.array([r.score for r in shortlist], dtype=np.float64), scores,
+                        reranker.weight(len(shortlist)))
+    order = rerank_order(fused)
     return ([replace(shortlist[i], rerank_score=round(float(scores[i]), 6)) for i in order]
             + list(results[k:]))
 
@@ -113,14 +119,20 @@ class Reranker:
         frame_rows: paths -> (features (K, T, Dv), mask (K, T)) of the model's vision tower.
         batch_size: pairs per forward pass.
         name: what `mumur search` reports as the re-ranker.
+        fusion: shortlist size -> ITM weight chosen on validation (fusion.py); empty: pure ITM.
     """
 
     def __init__(self, model: MLMM, tokenizer: TextTokenizer, frame_rows, batch_size: int = 128,
-                 name: str = "mlmm"):
+                 name: str = "mlmm", fusion: dict[int, float] | None = None):
         self.model, self.tokenizer, self.batch_size, self.name = model.eval(), tokenizer, \
             int(batch_size), name
+        self.fusion = dict(fusion or {})
         self._frame_rows = frame_rows
         self._memory: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def weight(self, k: int) -> float:
+        """The ITM share of the fused score for a shortlist of `k` (1.0: pure ITM)."""
+        return weight_for(self.fusion, k) if self.fusion else 1.0
 
     def frames(self, paths: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frame features and masks of `paths` (store reads only for items not in memory)."""
@@ -152,14 +164,18 @@ class Reranker:
 
 
 def load_reranker(path: str | os.PathLike, feature_root: str | os.PathLike, *,
-                  batch_size: int = 128, workers: int = 0) -> Reranker:
+                  batch_size: int = 128, workers: int = 0, score: str = "fused") -> Reranker:
     """A `Reranker` from an MLMM folder; frame features live in `feature_root`'s stores.
 
     Args:
         path: an MLMM model folder (`MLMM.save`).
         feature_root: stores root (one folder per vision identity and frame count).
         batch_size: pairs per forward pass; workers: decode workers for items not stored yet.
+        score: ``fused`` (the folder's validation-chosen fusion weights, fusion.py; pure ITM
+            when it has none) or ``itm`` (the ITM logit alone).
     """
+    if score not in ("fused", "itm"):
+        raise ConfigError(f"score={score!r}: 'fused' or 'itm'")
     from ..encoders import load_encoder
 
     model = load_mlmm(path)
@@ -180,4 +196,5 @@ def load_reranker(path: str | os.PathLike, feature_root: str | os.PathLike, *,
         return rows["features"], rows["mask"]
 
     tokenizer = TextTokenizer(Path(path) / TOKENIZER_FILE, cfg.max_text_len, cfg.pad_id)
-    return Reranker(model, tokenizer, frame_rows, batch_size=batch_size, name=str(path))
+    return Reranker(model, tokenizer, frame_rows, batch_size=batch_size, name=str(path),
+                    fusion=load_fusion(path) if score == "fused" else None)

@@ -8,8 +8,13 @@ UNITER and MLMM §3.1.4 do, one objective (by the stage's task weights); AdamW w
 rate rising linearly over the first `warmup_ratio` of the steps and decaying linearly to 0.
 
 Fine-tuning uses ITM only, with hard negatives: the visual side of a negative pair is one of the
-item's `hard_negatives` nearest items by mean-pooled frame features (items that look alike, which
-the two-stream search confuses), so the ITM score learns what separates them.
+caption's `hard_negatives` top items in the two-stream model's shortlist other than its own
+(`PairData.caption_negatives`, recipes/mlmm_shortlist.py: the items the re-ranker will have to
+separate), or, without a two-stream model, one of the item's nearest items by mean-pooled frame
+features; `hard_fraction` of the negatives are hard, the rest another item of the batch (§3.1.2's
+random replacement). With a `validate` callback the loop scores the model every `eval_every`
+steps (and before the first) and ends with the best-scoring weights (checkpoint selection on
+validation captions; the recipe's callback never sees test captions).
 """
 
 from __future__ import annotations
@@ -41,8 +46,11 @@ class MLMMStage:
     Args:
         steps, batch_size, lr, weight_decay, warmup_ratio, grad_clip: the optimisation.
         tasks: objective -> sampling weight (one objective per step).
-        hard_negatives: fine-tuning: nearest items a negative is drawn from (0: any other item
-            of the batch, §3.1.2's random replacement).
+        hard_negatives: fine-tuning: shortlisted (or nearest) items a negative is drawn from
+            (0: any other item of the batch, §3.1.2's random replacement).
+        hard_fraction: share of the negatives drawn from those (the rest: another batch item).
+        eval_every: steps between validation scores for checkpoint selection (0: none, the
+            final weights are kept).
         log_every: steps between log lines.
     """
 
@@ -54,6 +62,8 @@ class MLMMStage:
     grad_clip: float = 1.0
     tasks: dict[str, float] = field(default_factory=lambda: {k: 1.0 for k in OBJECTIVES})
     hard_negatives: int = 0
+    hard_fraction: float = 1.0
+    eval_every: int = 0
     log_every: int = 50
 
     def __post_init__(self):
@@ -63,6 +73,8 @@ class MLMMStage:
                               f"{list(OBJECTIVES)}")
         if self.batch_size < 2 or self.steps < 1:
             raise ConfigError("steps >= 1 and batch_size >= 2 are needed")
+        if not 0.0 <= self.hard_fraction <= 1.0 or self.eval_every < 0:
+            raise ConfigError("hard_fraction in [0, 1] and eval_every >= 0 are needed")
 
 
 @dataclass
@@ -74,6 +86,8 @@ class PairData:
         region_classes: (N, T, C) MRC soft labels (or None when MRC is not trained).
         caption_ids: (M, L) token ids; caption_mask: (M, L) bool; caption_item: (M,) item.
         neighbours: (N, k) nearest other items by mean-pooled features (or None).
+        caption_negatives: (M, k) per caption, the two-stream shortlist's other items (or None;
+            used before `neighbours`).
     """
 
     frames: torch.Tensor
@@ -83,6 +97,7 @@ class PairData:
     caption_mask: torch.Tensor
     caption_item: torch.Tensor
     neighbours: torch.Tensor | None = None
+    caption_negatives: torch.Tensor | None = None
 
 
 def category_embeddings(text_encoder) -> torch.Tensor:
@@ -162,11 +177,18 @@ def _batch(data: PairData, model: MLMM, task: str, stage: MLMMStage,
                 batch["region_classes"] = data.region_classes[items]
         return batch
     rows = torch.arange(len(items))
-    if stage.hard_negatives and data.neighbours is not None:
-        # a negative's visual side is one of the item's nearest items, shown with this caption
-        pick = torch.randint(data.neighbours.shape[1], (len(items),), generator=g)
+    pool = (data.caption_negatives[caps] if data.caption_negatives is not None
+            else None if data.neighbours is None else data.neighbours[items])  # (B, k)
+    if stage.hard_negatives and pool is not None:
+        # a negative's visual side is one of the caption's shortlisted (or the item's nearest)
+        # items, shown with this caption
+        pick = torch.randint(pool.shape[1], (len(items),), generator=g)
         _, text, labels = itm_pairs(len(items), generator=g, negative_items=(rows + 1) % len(rows))
-        vis_items = torch.where(labels > 0, items, data.neighbours[items, pick])
+        negative = pool[rows, pick]
+        if stage.hard_fraction < 1.0:
+            easy = torch.rand(len(items), generator=g) >= stage.hard_fraction
+            negative = torch.where(easy, items[(rows + 1) % len(rows)], negative)
+        vis_items = torch.where(labels > 0, items, negative)
     else:
         visual, text, labels = itm_pairs(len(items), generator=g)
         vis_items = items[visual]
@@ -184,11 +206,18 @@ def _linear_schedule(warmup: int, total: int):
 
 
 def train_mlmm(model: MLMM, data: PairData, stage: MLMMStage, *, seed: int,
-               log_path: Path | None = None, progress=None) -> dict:
+               log_path: Path | None = None, progress=None, validate=None) -> dict:
     """Train `model` in place for one stage.
 
+    Args:
+        validate: model (eval mode) -> a score, higher is better, from validation captions only;
+            with ``stage.eval_every`` the model ends with the weights of the best-scoring
+            checkpoint (step 0, the starting weights, included).
+
     Returns:
-        ``{"steps", "seconds", "final": {objective: mean loss over the last 10% of its steps}}``.
+        ``{"steps", "seconds", "final": {objective: mean loss over the last 10% of its steps}}``
+        and, with selection, ``"selection": {"history": [[step, score], ...], "best_step",
+        "best"}``.
     """
     seed_everything(seed)
     g = torch.Generator().manual_seed(seed)
@@ -200,8 +229,25 @@ def train_mlmm(model: MLMM, data: PairData, stage: MLMMStage, *, seed: int,
     weights = torch.tensor([stage.tasks[n] for n in names], dtype=torch.float)
     history: dict[str, list[float]] = {n: [] for n in names}
     start = time.perf_counter()
+    select = validate is not None and stage.eval_every > 0
+    checks: list[list[float]] = []
+    best: tuple[float, int, dict] | None = None
+
+    def check(step: int) -> None:
+        nonlocal best
+        model.eval()
+        score = float(validate(model))
+        model.train()
+        checks.append([step, round(score, 4)])
+        if best is None or score > best[0]:
+            best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if log:
+            log.write(json.dumps({"step": step, "validation": round(score, 4)}) + "\n")
+
     log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115
     try:
+        if select:
+            check(0)
         for step in range(stage.steps):
             task = names[int(torch.multinomial(weights, 1, generator=g))]
             out = model.loss(_batch(data, model, task, stage, g), (task,))
@@ -217,6 +263,8 @@ def train_mlmm(model: MLMM, data: PairData, stage: MLMMStage, *, seed: int,
                 log.write(json.dumps({"step": step + 1, **recent,
                                       "lr": sched.get_last_lr()[0]}) + "\n")
                 log.flush()
+            if select and ((step + 1) % stage.eval_every == 0 or step + 1 == stage.steps):
+                check(step + 1)
             if progress is not None:
                 progress(step + 1, stage.steps)
     finally:
@@ -225,5 +273,9 @@ def train_mlmm(model: MLMM, data: PairData, stage: MLMMStage, *, seed: int,
     model.eval()
     final = {n: round(float(np.mean(v[-max(1, len(v) // 10):])), 4)
              for n, v in history.items() if v}
-    return {"steps": stage.steps, "seconds": round(time.perf_counter() - start, 1),
+    info = {"steps": stage.steps, "seconds": round(time.perf_counter() - start, 1),
             "final": final, "stage": config_to_dict(stage)}
+    if best is not None:
+        model.load_state_dict(best[2])
+        info["selection"] = {"history": checks, "best_step": best[1], "best": round(best[0], 4)}
+    return info
