@@ -21,7 +21,7 @@ app = typer.Typer(
 
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
-    "synth", "demo", "leccr", "presets", "train", "pretrain", "distill", "eval", "features",
+    "synth", "demo", "leccr", "audio", "presets", "train", "pretrain", "distill", "eval", "features",
     "translate", "describe", "models", "mlmm", "index", "search", "info", "serve",
 ]
 
