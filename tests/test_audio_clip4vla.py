@@ -3,11 +3,11 @@ sound outcomes (files written by the test)."""
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 import torch
+
+from conftest import write_sound_video as _write
 
 from mumur.data.audio_features import AUDIO_OUTCOMES, audio_outcome, cached_audio_rows
 from mumur.encoders.clip4vla import (
@@ -15,38 +15,6 @@ from mumur.encoders.clip4vla import (
     chunk_spectrogram,
     normalised_log_mel,
 )
-
-
-def _write(path, audio: np.ndarray | None, rate: int = 16000, layout: str = "mono",
-           frames: int = 8) -> str:
-    """An .mp4 with `frames` grey 32x32 frames and, unless `audio` is None, an AAC track."""
-    import av
-
-    with av.open(str(path), mode="w", format="mp4") as container:
-        video = container.add_stream("libx264", rate=8)
-        video.width = video.height = 32
-        video.pix_fmt = "yuv420p"
-        sound = None if audio is None else container.add_stream("aac", rate=rate, layout=layout)
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 100, np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 8)
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        if sound is not None:
-            channels = 2 if layout == "stereo" else 1
-            for start in range(0, audio.shape[-1], 1024):
-                piece = np.ascontiguousarray(
-                    np.broadcast_to(audio[start:start + 1024], (channels, len(
-                        audio[start:start + 1024]))), np.float32)
-                frame = av.AudioFrame.from_ndarray(piece, format="fltp", layout=layout)
-                frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-                for packet in sound.encode(frame):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
-    return str(path)
 
 
 def _tone(seconds: float, rate: int = 16000, freq: float = 440.0) -> np.ndarray:

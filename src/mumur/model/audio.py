@@ -90,6 +90,18 @@ class AudioTower(nn.Module):
         self.register_buffer("bank_vision", torch.zeros(0, dim), persistent=True)
         self.register_buffer("bank_audio", torch.zeros(0, dim), persistent=True)
 
+    @property
+    def identity(self) -> str:
+        """``<audio encoder identity>+<digest of text map and bank>``: what an index records."""
+        from ..encoders.base import state_digest
+
+        rest = nn.Module()
+        rest.text_map = self.text_map
+        rest.register_buffer("bank_vision", self.bank_vision)
+        rest.register_buffer("bank_audio", self.bank_audio)
+        return (f"{self.encoder.identity}+{state_digest(rest)}"
+                f"/w={self.weight:g}/missing={self.missing}")
+
     def audio_queries(self, text: torch.Tensor) -> torch.Tensor:
         """``M x`` for text embeddings ``(Q, D)`` (differentiable; identity without a map)."""
         return text if self.text_map is None else self.text_map(text)
