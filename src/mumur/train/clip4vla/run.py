@@ -134,5 +134,5 @@ def train_audio_tower(train: WorldAudio, towers: Towers, settings: dict, cfg: Au
     summary = {"seed": seed, "steps": cfg.steps, "train_videos": int(len(items)),
                "bank_videos": int(has_sound.sum()), "outcomes": rows.counts(),
                "train_seconds": round(time.perf_counter() - start, 1),
-               "logit_scale": round(float(log_scale.exp()), 3), "history": history}
+               "logit_scale": round(float(log_scale.detach().exp()), 3), "history": history}
     return tower, summary
