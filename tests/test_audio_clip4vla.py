@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_sound_video as _write
 
 from mumur.data.audio_features import AUDIO_OUTCOMES, audio_outcome, cached_audio_rows

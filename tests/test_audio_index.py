@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_sound_video
 
 from mumur.errors import IndexMismatchError
@@ -46,7 +45,7 @@ def test_missing_audio_policies_and_fused_scores(world_vision):
     assert src.tolist() == [0, 1, 1] and np.allclose(borrowed[1], [0, 0, 0, 1])
     none, src = tower.video_audio(vision, own, outcomes, "none")
     assert src.tolist() == [0, 2, 2] and not none[1:].any()
-    encoded, src = tower.video_audio(vision, own, outcomes, "encode")
+    _, src = tower.video_audio(vision, own, outcomes, "encode")
     assert src.tolist() == [0, 0, 1]  # silence is encoded; a file without a track still borrows
     text = np.array([[1, 0, 1, 0]], np.float32)
     total, sound = fuse_scores(text, text, vision, none)

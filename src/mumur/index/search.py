@@ -24,9 +24,9 @@ from ..rerank import Reranker, rerank_results
 from .ann import ANN_META_KEY, AnnSpec
 from .audio import AUDIO_SHORTLIST, AudioScorer, index_audio_tower
 from .embedder import Embedder, embed_image_queries
-from .loading import load_embedder
 from .engine import SearchEngine, SearchResult, relevance_threshold, robust_null
 from .language import QueryLanguage, choose_branch, detect_language
+from .loading import load_embedder
 from .scoring import BlockScorer
 from .store import IndexStore, ItemRecord, StoredArrays
 

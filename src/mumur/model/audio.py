@@ -35,8 +35,14 @@ from torch import nn
 
 from ..errors import ConfigError, ModelLoadError
 
-__all__ = ["MISSING_POLICIES", "AUDIO_TOWER_FILE", "AudioTower", "borrow_audio", "fuse_scores",
-           "is_audio_tower_dir"]
+__all__ = [
+    "AUDIO_TOWER_FILE",
+    "MISSING_POLICIES",
+    "AudioTower",
+    "borrow_audio",
+    "fuse_scores",
+    "is_audio_tower_dir",
+]
 
 MISSING_POLICIES = ("borrow", "none", "encode")
 AUDIO_TOWER_FILE = "audio_tower.json"

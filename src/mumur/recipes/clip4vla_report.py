@@ -32,7 +32,7 @@ def _ranks(runs: dict[int, dict], system: str, lang: str, sound: bool) -> list[n
 def _cell(runs: dict[int, dict], system: str, lang: str, sound: bool, n_items: int) -> dict:
     ranks = _ranks(runs, system, lang, sound)
     cell = {k: v for k, v in summarize_ranks(ranks, n_items).items()
-            if k.startswith("R1") or k.startswith("n_")}
+            if k.startswith(("R1", "n_"))}
     if system != "visual":
         cell["delta_R1"] = paired_difference(np.stack(ranks),
                                              np.stack(_ranks(runs, "visual", lang, sound)))
@@ -88,18 +88,18 @@ def audio_study_markdown(summary: dict, command: str) -> str:
     lines = [
         "# CLIP4VLA: text-to-video R@1 with and without audio",
         "",
-        f"Reproduce: `{command}` (figures on the current shipped world-CLIP / world-M-CLIP "
-        "weights; the lead's retrain changes them: rerun the command).",
+        (f"Reproduce: `{command}` (figures on the current shipped world-CLIP / world-M-CLIP "
+         "weights; the lead's retrain changes them: rerun the command)."),
         "",
-        f"Frozen towers: {cfg['vision']} (vision, English text), {cfg['text_ml']} (other "
-        "languages). Audio tower trained per seed on the train world "
+        (f"Frozen towers: {cfg['vision']} (vision, English text), {cfg['text_ml']} (other "
+         "languages). Audio tower trained per seed on the train world "
         f"(seed {cfg['train_world']['seed']}, {cfg['train_world']['videos']} videos); test "
         f"galleries: the train world's test split and worlds {cfg['test_worlds']['seeds']} "
         f"({cfg['test_worlds']['videos']} videos each), {main['gallery_items']} videos in all; "
         f"sound outcomes of the test videos: {main['outcomes']}. Seeds {summary['seeds']}: "
         "mean ± std over seeds [95% query-bootstrap interval]; delta: audio minus visual on the "
         "same queries, paired 95% interval. *Sound* queries state the main object's sound "
-        "(\"... and beeps ...\"); *other* queries do not.",
+        "(\"... and beeps ...\"); *other* queries do not."),
         "",
         f"## Per language ({default}, silent videos: the paper's borrowing rule)",
         "",
@@ -113,8 +113,8 @@ def audio_study_markdown(summary: dict, command: str) -> str:
                      f"{_delta(s)} | {o['n_queries']} | {_fmt(vis[lang]['other'])} | {_fmt(o)} | "
                      f"{_delta(o)} |")
     lines += ["", "## Variants and silent-video policies (all languages pooled, and English)", "",
-              "| variant | system | sound q. (all) | delta | other q. (all) | delta | "
-              "sound q. (en) | other q. (en) |", "|---|---|---|---|---|---|---|---|"]
+              ("| variant | system | sound q. (all) | delta | other q. (all) | delta | "
+               "sound q. (en) | other q. (en) |"), "|---|---|---|---|---|---|---|---|"]
     for variant, body in summary["variants"].items():
         for system, table in body["systems"].items():
             a, e = table["all"], table["en"]
@@ -122,11 +122,11 @@ def audio_study_markdown(summary: dict, command: str) -> str:
             do = _delta(a["other"]) if system != "visual" else "-"
             lines.append(f"| {variant} | {system} | {_fmt(a['sound'])} | {ds} | "
                          f"{_fmt(a['other'])} | {do} | {_fmt(e['sound'])} | {_fmt(e['other'])} |")
-    lines += ["", "Systems: `visual` = world-CLIP meanP (no audio); `audio-borrow` = + audio, "
-              "silent videos borrow the audio of the visually nearest training video (the "
-              "paper's rule); `audio-none` = silent videos get no audio term; `audio-encode` = "
-              "silence encoded as a sound. See docs/architecture.md (Audio) and "
-              "docs/deviations.md (CLIP4VLA).", ""]
+    lines += ["", ("Systems: `visual` = world-CLIP meanP (no audio); `audio-borrow` = + audio, "
+                   "silent videos borrow the audio of the visually nearest training video (the "
+                   "paper's rule); `audio-none` = silent videos get no audio term; "
+                   "`audio-encode` = silence encoded as a sound. See docs/architecture.md "
+                   "(Audio) and docs/deviations.md (CLIP4VLA)."), ""]
     return "\n".join(lines)
 
 

@@ -131,7 +131,7 @@ def train_audio_tower(train: WorldAudio, towers: Towers, settings: dict, cfg: Au
     bank_audio = encode_audio(encoder, chunks[torch.as_tensor(has_sound)],
                               mask[torch.as_tensor(has_sound)])
     tower.set_bank(train.vision[has_sound], bank_audio)
-    summary = {"seed": seed, "steps": cfg.steps, "train_videos": int(len(items)),
+    summary = {"seed": seed, "steps": cfg.steps, "train_videos": len(items),
                "bank_videos": int(has_sound.sum()), "outcomes": rows.counts(),
                "train_seconds": round(time.perf_counter() - start, 1),
                "logit_scale": round(float(log_scale.detach().exp()), 3), "history": history}
