@@ -108,3 +108,23 @@ def test_training_lowers_the_loss_and_fills_the_bank(toy_world, tmp_path):
     again, _ = train_audio_tower(world, towers, {"max_chunks": 2}, cfg, seed=0,
                                  cache_root=tmp_path, log=lambda *_: None)
     assert again.identity == tower.identity  # seeded: the same run twice gives the same tower
+
+
+@pytest.mark.slow
+def test_quick_study_writes_the_table(tmp_path):
+    """`mumur audio study --quick`: worlds, 2 variants x 1 seed, the markdown + JSON table."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mumur.cli import app
+
+    result = CliRunner().invoke(app, ["audio", "study", "--quick", "--out", str(tmp_path / "w"),
+                                      "--results", str(tmp_path / "res")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "res" / "audio.json").read_text())
+    body = summary["variants"]["clip4vla"]
+    assert set(body["systems"]) == {"visual", "audio-borrow", "audio-none", "audio-encode"}
+    cell = body["systems"]["audio-borrow"]["all"]["sound"]
+    assert cell["n_queries"] > 0 and "delta_R1" in cell
+    assert "| en |" in (tmp_path / "res" / "audio.md").read_text()
