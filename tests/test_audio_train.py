@@ -109,6 +109,12 @@ def test_training_lowers_the_loss_and_fills_the_bank(toy_world, tmp_path):
                                  cache_root=tmp_path, log=lambda *_: None)
     assert again.identity == tower.identity  # seeded: the same run twice gives the same tower
 
+    from mumur.train.clip4vla.evaluate import select_audio_weight
+
+    weight, scores = select_audio_weight(tower, towers, world, tmp_path, [1.0, 0.1])
+    assert set(scores) == {"0.1", "1"} and weight in (0.1, 1.0)
+    assert scores[f"{weight:g}"] == max(scores.values())
+
 
 @pytest.mark.slow
 def test_quick_study_writes_the_table(tmp_path):

@@ -91,19 +91,35 @@ def _worlds(study: AudioStudy, out: Path, workers: int, console: Console):
     return study_worlds(proxy, load_recipe("world"), out, workers, console)
 
 
+def _trained(train, val, towers, study: AudioStudy, cfg, seed: int, cache: Path,
+             console: Console):
+    """Train a tower; with ``weight_grid``, set its audio weight on the val split."""
+    from ..train.clip4vla.evaluate import select_audio_weight
+    from ..train.clip4vla.run import train_audio_tower
+
+    tower, summary = train_audio_tower(train, towers, study.audio, cfg, seed, cache,
+                                       log=console.print)
+    if cfg.weight_grid:
+        tower.weight, summary["val_en_R1_by_weight"] = select_audio_weight(
+            tower, towers, val, cache, list(cfg.weight_grid))
+        console.print(f"  audio weight {tower.weight:g} (val en R@1 by weight: "
+                      f"{summary['val_en_R1_by_weight']})")
+    summary["audio_weight"] = tower.weight
+    return tower, summary
+
+
 def audio_study_runs(study: AudioStudy, out: Path, workers: int = 1,
                      console: Console | None = None) -> dict[str, dict[int, Path]]:
     """Train and score every (variant, seed) not finished yet; variant -> seed -> outcomes."""
     from ..train.clip4vla.data import load_towers, world_audio
     from ..train.clip4vla.evaluate import audio_outcomes
-    from ..train.clip4vla.run import train_audio_tower
 
     console = console or Console()
     out = Path(out)
     train_folder, galleries = _worlds(study, out, workers, console)
     cache = out / "cache"
     towers = load_towers(study.vision, study.text_ml, study.num_frames)
-    train = tests = None
+    train = val = tests = None
     files: dict[str, dict[int, Path]] = {}
     for variant in study.variants:
         cfg = study.train_config(variant)
@@ -120,10 +136,10 @@ def audio_study_runs(study: AudioStudy, out: Path, workers: int = 1,
             if train is None:
                 console.print("decoding the worlds' frames and sound (cached) ...")
                 train = world_audio(train_folder, "train", towers, cache, study.audio)
+                val = world_audio(train_folder, "val", towers, cache, study.audio)
                 tests = [world_audio(g, "test", towers, cache, study.audio) for g in galleries]
             console.rule(f"[bold]{variant}, seed {seed}")
-            tower, summary = train_audio_tower(train, towers, study.audio, cfg, seed, cache,
-                                               log=console.print)
+            tower, summary = _trained(train, val, towers, study, cfg, seed, cache, console)
             tower.save(run / "tower")
             arrays = audio_outcomes(tower, towers, tests, cache)
             atomic_write_json(run / "run.json", {"variant": variant, "seed": seed, "spec": spec,
@@ -139,7 +155,6 @@ def train_one_tower(study: AudioStudy, seed: int, work: str | Path, out: str | P
     """Train one audio tower (the study's default variant unless named) on its train world and
     save it to `out` (an `AudioTower` folder that `mumur index --audio` reads)."""
     from ..train.clip4vla.data import load_towers, world_audio
-    from ..train.clip4vla.run import train_audio_tower
 
     console = console or Console()
     work = Path(work)
@@ -147,8 +162,9 @@ def train_one_tower(study: AudioStudy, seed: int, work: str | Path, out: str | P
     train_folder, _ = _worlds(study, work, 1, console)
     towers = load_towers(study.vision, study.text_ml, study.num_frames)
     train = world_audio(train_folder, "train", towers, work / "cache", study.audio)
-    tower, summary = train_audio_tower(train, towers, study.audio, study.train_config(variant),
-                                       seed, work / "cache", log=console.print)
+    val = world_audio(train_folder, "val", towers, work / "cache", study.audio)
+    tower, summary = _trained(train, val, towers, study, study.train_config(variant), seed,
+                              work / "cache", console)
     folder = tower.save(out)
     atomic_write_json(Path(folder) / "training_summary.json",
                       {"study": study.name, "variant": variant, "vision": study.vision,

@@ -23,7 +23,7 @@ from ...model.audio import MISSING_POLICIES, AudioTower, fuse_scores
 from .data import Towers, WorldAudio, text_features
 from .run import encode_audio
 
-__all__ = ["SYSTEMS", "audio_outcomes", "ranks_of"]
+__all__ = ["SYSTEMS", "audio_outcomes", "ranks_of", "select_audio_weight"]
 
 SYSTEMS = ("visual",) + tuple(f"audio-{p}" for p in MISSING_POLICIES)
 
@@ -73,3 +73,23 @@ def audio_outcomes(tower: AudioTower, towers: Towers, worlds: list[WorldAudio],
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out.update({f"outcomes/{k}": np.array([v]) for k, v in counts.items()})
     return out
+
+
+def select_audio_weight(tower: AudioTower, towers: Towers, val: WorldAudio, cache_root,
+                        grid: list[float]) -> tuple[float, dict[str, float]]:
+    """The audio weight w of `grid` with the best English t2v R@1 on a validation split (all its
+    queries, the tower's missing-audio policy); ties go to the smaller weight. Returns
+    ``(w, {str(w): R@1})``; the tower is not changed."""
+    chunks, mask = tower.encoder.chunks(val.audio.logmels)
+    audio, _ = tower.video_audio(val.vision, encode_audio(tower.encoder, chunks, mask),
+                                 val.audio.outcomes)
+    texts, own = val.dataset.captions_for("en")
+    query = text_features(list(texts), towers.text_en, cache_root)
+    with torch.no_grad():
+        mapped = tower.audio_queries(torch.as_tensor(query)).numpy()
+    scores = {}
+    for w in sorted(grid):
+        total, _ = fuse_scores(query, mapped, val.vision, audio, w)
+        scores[f"{w:g}"] = round(100.0 * float(np.mean(ranks_of(total, np.asarray(own)) == 1)), 3)
+    best = max(sorted(grid), key=lambda w: (scores[f"{w:g}"], -w))
+    return float(best), scores

@@ -45,6 +45,7 @@ class AudioTrainConfig:
     time_fraction: float = 0.2
     text_map: bool = True
     audio_weight: float = 1.0
+    weight_grid: list | None = None  # choose w from these on the train world's val split
     missing: str = "borrow"
     log_every: int = 50
 
