@@ -161,3 +161,25 @@ def test_search_cli_reports_sound_matches(sound_corpus, tower_dir, tmp_path):
     text = runner.invoke(app, ["search", QUERY, "--index", str(index), "--lang", "en"]).output
     first_hit = next(line for line in text.splitlines() if line.lstrip().startswith("1."))
     assert "d_tone.mp4" in first_hit and "(matched on sound)" in first_hit
+
+
+def test_api_and_web_ui_show_a_result_matched_on_sound(sound_corpus, tower_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mumur.index import build_index
+    from mumur.serve import create_app, load_resources
+
+    index = tmp_path / "index"
+    build_index([sound_corpus], index, "world-clip", audio=tower_dir, num_workers=0,
+                progress=False)
+    resources = load_resources(index)
+    try:
+        with TestClient(create_app(resources)) as client:
+            body = client.get("/api/search", params={"q": QUERY, "lang": "en", "k": 4}).json()
+            page = client.get("/static/app.js")
+    finally:
+        resources.index.close()
+    first = body["results"][0]
+    assert first["path"].endswith("d_tone.mp4") and first["sound_match"] is True
+    assert all(r["audio_score"] is not None for r in body["results"])
+    assert "matched on sound" in page.text and "hit.sound_match" in page.text
