@@ -134,3 +134,9 @@ def test_quick_study_writes_the_table(tmp_path):
     cell = body["systems"]["audio-borrow"]["all"]["sound"]
     assert cell["n_queries"] > 0 and "delta_R1" in cell
     assert "| en |" in (tmp_path / "res" / "audio.md").read_text()
+    # one tower for an index, from the same (cached) train world
+    result = CliRunner().invoke(app, ["audio", "train", "--quick", "--work", str(tmp_path / "w"),
+                                      "--out", str(tmp_path / "tower")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tower" / "audio_tower.json").is_file()
+    assert json.loads((tmp_path / "tower" / "training_summary.json").read_text())["steps"] == 20
