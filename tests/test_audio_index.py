@@ -106,6 +106,7 @@ def test_audio_index_stores_sound_and_search_matches_on_it(sound_corpus, tower_d
     hits = idx.search(QUERY, k=4, language="en").results
     assert hits[0].path.endswith("d_tone.mp4") and hits[0].sound_match
     assert all(h.audio_score is not None for h in hits)
+    assert idx.info()["audio"] == str(tower_dir.resolve())
     assert hits[0].audio_score == pytest.approx(max(h.audio_score for h in hits))
     visual = {h.path: h.score - h.audio_score for h in hits}
     assert max(visual.values()) - min(visual.values()) < 1e-4  # identical frames: sound decides

@@ -206,6 +206,7 @@ class IndexStore:
             "branches": json.loads(meta["layout"])["branches"] if "layout" in meta else [],
             "dtype": meta.get("dtype"),
             "generation": int(meta.get("generation", 0)),
+            "audio": meta.get("audio_source") or None,  # CLIP4VLA tower (mumur.index.audio)
         }
 
     def schema_version(self) -> int:
