@@ -62,8 +62,14 @@ def summarize_audio_study(study, files: dict[str, dict[int, Path]]) -> dict:
         table = {s: {lang: {g: _cell(pooled, s, lang, flag, n_items)
                             for g, flag in _GROUPS.items()}
                      for lang in ["all", *langs]} for s in systems}
+        runs_info = {seed: json.loads((Path(path).parent / "run.json").read_text())
+                     for seed, path in sorted(by_seed.items())
+                     if (Path(path).parent / "run.json").exists()}
         summary["variants"][variant] = {
             "systems": table, "gallery_items": n_items,
+            "audio_weight_by_seed": {str(s): r.get("audio_weight") for s, r in runs_info.items()},
+            "train_seconds_by_seed": {str(s): r.get("train_seconds")
+                                      for s, r in runs_info.items()},
             "outcomes": {k.split("/", 1)[1]: int(v[0]) for k, v in first.items()
                          if k.startswith("outcomes/")}}
     return summary
@@ -122,11 +128,14 @@ def audio_study_markdown(summary: dict, command: str) -> str:
             do = _delta(a["other"]) if system != "visual" else "-"
             lines.append(f"| {variant} | {system} | {_fmt(a['sound'])} | {ds} | "
                          f"{_fmt(a['other'])} | {do} | {_fmt(e['sound'])} | {_fmt(e['other'])} |")
+    weights = {v: b.get("audio_weight_by_seed") for v, b in summary["variants"].items()}
     lines += ["", ("Systems: `visual` = world-CLIP meanP (no audio); `audio-borrow` = + audio, "
                    "silent videos borrow the audio of the visually nearest training video (the "
                    "paper's rule); `audio-none` = silent videos get no audio term; "
-                   "`audio-encode` = silence encoded as a sound. See docs/architecture.md "
-                   "(Audio) and docs/deviations.md (CLIP4VLA)."), ""]
+                   "`audio-encode` = silence encoded as a sound; `w=1-borrow` = the same tower "
+                   "with the paper's plain sum (w = 1) and borrowing. The `audio-*` rows use the "
+                   f"audio weight w chosen per seed on the train world's val split: {weights}. "
+                   "See docs/architecture.md (Audio) and docs/deviations.md (CLIP4VLA)."), ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ Systems (each a key prefix of the returned arrays):
 
 * ``visual``: world-CLIP meanP, cos(x, y^g) (CLIP4Clip zero-shot; the audio tower plays no part);
 * ``audio-<policy>``: cos(x, y^g) + w cos(M x, z^g) (`mumur.model.audio.fuse_scores`), with the
-  videos lacking sound handled by ``<policy>`` in `MISSING_POLICIES`. In the synthetic world every
+  videos lacking sound handled by ``<policy>`` in `MISSING_POLICIES`;
+* ``w=1-borrow`` (only when the tower's weight is not 1): the paper's plain sum, w = 1, with the
+  borrowing rule, from the same tower. In the synthetic world every
   video has a track, so the policies differ on the digitally silent ones: ``encode`` scores their
   silence, ``borrow`` (the paper's rule) gives them the audio of the visually nearest training
   video, ``none`` drops their audio term.
@@ -70,6 +72,9 @@ def audio_outcomes(tower: AudioTower, towers: Towers, worlds: list[WorldAudio],
                 total, _ = fuse_scores(query, mapped, world.vision, emb, tower.weight)
                 parts.setdefault(f"audio-{policy}/{lang}/rank", []).append(ranks_of(total, own))
                 parts.setdefault(f"audio-{policy}/{lang}/source", []).append(source[own])
+            if tower.weight != 1.0:
+                total, _ = fuse_scores(query, mapped, world.vision, fused["borrow"][0], 1.0)
+                parts.setdefault(f"w=1-borrow/{lang}/rank", []).append(ranks_of(total, own))
     out = {k: np.concatenate(v) for k, v in parts.items()}
     out.update({f"outcomes/{k}": np.array([v]) for k, v in counts.items()})
     return out
