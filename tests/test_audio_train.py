@@ -130,7 +130,7 @@ def test_quick_study_writes_the_table(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "res" / "audio.json").read_text())
     body = summary["variants"]["clip4vla"]
-    assert set(body["systems"]) == {"visual", "audio-borrow", "audio-none", "audio-encode"}
+    assert {"visual", "audio-borrow", "audio-none", "audio-encode"} <= set(body["systems"])
     cell = body["systems"]["audio-borrow"]["all"]["sound"]
     assert cell["n_queries"] > 0 and "delta_R1" in cell
     assert "| en |" in (tmp_path / "res" / "audio.md").read_text()
