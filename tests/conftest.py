@@ -248,6 +248,43 @@ def write_palette_video(path, colours: list[str], fps: int = 2, size=(32, 32),
             out.mux(packet)
 
 
+def write_sound_video(path, audio, rate: int = 16000, layout: str = "mono", frames: int = 8,
+                      grey: int = 100) -> str:
+    """An .mp4 with `frames` grey 32x32 frames and, unless `audio` (float32 mono samples) is
+    None, an AAC track at `rate` (`layout` mono or stereo)."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), mode="w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=8)
+        video.width = video.height = 32
+        video.pix_fmt = "yuv420p"
+        sound = None if audio is None else container.add_stream("aac", rate=rate, layout=layout)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), grey, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 8)
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if sound is not None:
+            channels = 2 if layout == "stereo" else 1
+            for start in range(0, audio.shape[-1], 1024):
+                piece = np.ascontiguousarray(
+                    np.broadcast_to(audio[start:start + 1024], (channels, len(
+                        audio[start:start + 1024]))), np.float32)
+                frame = av.AudioFrame.from_ndarray(piece, format="fltp", layout=layout)
+                frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+                for packet in sound.encode(frame):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+    return str(path)
+
+
+
 @pytest.fixture
 def palette_corpus(tmp_path):
     """A folder with palette images (red/green/blue/yellow, 2 each + noise variants) and two

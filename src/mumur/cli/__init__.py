@@ -21,8 +21,9 @@ app = typer.Typer(
 
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
-    "synth", "demo", "leccr", "presets", "train", "pretrain", "distill", "eval", "features",
-    "translate", "describe", "models", "mlmm", "index", "search", "calibrate", "info", "serve",
+    "synth", "demo", "leccr", "audio", "presets", "train", "pretrain", "distill", "eval",
+    "features", "translate", "describe", "models", "mlmm", "index", "search", "calibrate", "info",
+    "serve",
 ]
 
 

@@ -42,6 +42,9 @@ def index_command(
     backend: str = typer.Option(
         "auto", "--backend", help="Vision tower inference on CPU: fp32, bf16, int8, onnx, or auto "
         "(the fastest whose embeddings keep cosine >= 0.99 with fp32 on a probe batch)."),
+    audio: Path | None = typer.Option(
+        None, "--audio", help="CLIP4VLA audio tower folder (`mumur audio train`): store each "
+        "video's sound so search scores it (new index, or the one it was built with)."),
 ) -> None:
     """Index images and videos (new files embedded, modified re-embedded, deleted removed)."""
     from ..index import build_index
@@ -52,7 +55,8 @@ def index_command(
                          num_workers=workers, fp16=fp16, progress=not quiet,
                          wait=wait, engine=engine,
                          ray_options={"actors": actors, "gpus_per_actor": gpus_per_actor,
-                                      "address": ray_address}, ann=spec, backend=backend)
+                                      "address": ray_address}, ann=spec, backend=backend,
+                         audio=audio)
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if json_out else report.summary())
 
 

@@ -29,7 +29,9 @@ def format_results(response) -> str:
         mark = "" if r.relevant or response.threshold is None else "  (not relevant)"
         p = f"  p={r.probability:.3f}" if r.probability is not None else ""
         rerank = "" if r.rerank_score is None else f"  rerank={r.rerank_score:7.3f}"
-        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}{p}{rerank}  "
+        sound = "" if r.audio_score is None else (
+            f"  audio={r.audio_score:+.3f}" + (" (matched on sound)" if r.sound_match else ""))
+        lines.append(f"{rank:3d}. {r.score:.4f}  z={r.calibrated:6.2f}{p}{rerank}{sound}  "
                      f"{r.media_type:5s} {r.path}{when}{mark}")
     language = response.language or "unknown"
     if response.language_detected:
@@ -68,6 +70,9 @@ def search_command(
     backend: str = typer.Option("fp32", "--backend", help="Text tower inference on CPU: fp32, "
                                 "bf16, int8, onnx or auto (measured, so only worth it for many "
                                 "queries)."),
+    audio: Path | None = typer.Option(None, "--audio", help="Audio tower folder: must be the "
+                                      "one the index was built with (an index built without "
+                                      "audio is refused); default: the recorded one."),
 ) -> None:
     """Search an index by text (any language) or by an example image."""
     from ..errors import QueryError
@@ -84,7 +89,7 @@ def search_command(
         from ..rerank import load_reranker
 
         reranker = load_reranker(rerank, index[0] / "rerank-features", score=rerank_score)
-    idx = open_index(index, model=model, text_backend=backend)
+    idx = open_index(index, model=model, text_backend=backend, audio=audio)
     try:
         if image is not None:
             response = idx.search_image(image, k=top_k, media_type=media_type)

@@ -255,8 +255,9 @@ class FeatureStore:
 
     @property
     def dim(self) -> int | None:
-        """Last size of the `features` rows (None while the store is empty)."""
-        return self.shapes["features"][-1] if self.shapes else None
+        """Last size of the `features` rows (None while the store is empty or has no `features`
+        field, e.g. the sound store of `mumur.data.audio_features`)."""
+        return self.shapes["features"][-1] if self.shapes and "features" in self.shapes else None
 
     def __len__(self) -> int:
         """Rows stored on disk."""

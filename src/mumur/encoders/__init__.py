@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 from mumur.encoders.audio import AudioSpectrogramEncoder, build_audio_scratch, load_audio_encoder
+from mumur.encoders.clip4vla import Clip4VLAAudioEncoder, load_clip4vla_audio
 from mumur.encoders.base import (
     ENCODER_FILE,
     OPEN_CLIP_CONFIG,
@@ -67,6 +68,7 @@ __all__ = [
     "MODALITIES",
     "PACKAGED_CHECKPOINTS",
     "AudioSpectrogramEncoder",
+    "Clip4VLAAudioEncoder",
     "ClipTextEncoder",
     "ClipVisionEncoder",
     "Encoder",
@@ -214,6 +216,7 @@ def _from_saved(name_or_path: str, modality: str, saved: dict, **kw: Any) -> Enc
         "hf-text": ("text", lambda: load_hf_text(name_or_path, **kw)),
         "m-clip": ("text", lambda: load_mclip(name_or_path, source)),
         "audio-vit": ("audio", lambda: load_audio_encoder(name_or_path)),
+        "clip4vla-audio": ("audio", lambda: load_clip4vla_audio(name_or_path)),
         "convnet-vision": ("vision", lambda: _load_convnet(name_or_path, source)),
         "adapter-text": ("text", lambda: _load_adapter(name_or_path, source)),
     }

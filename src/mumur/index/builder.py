@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..model.audio import AudioTower
 from .ann import ANN_META_KEY, AnnSpec
+from .audio import bind_audio, embed_audio
 from .embedder import Embedder
 from .loading import load_embedder
 from .lock import writer_lock
@@ -180,6 +182,7 @@ def build_index(
     ray_options: dict | None = None,
     ann: AnnSpec | None = None,
     backend: str = "fp32",
+    audio: str | os.PathLike | None = None,
 ) -> IndexReport:
     """Index media under `paths` into `index_dir` (create, update, or resume).
 
@@ -207,6 +210,9 @@ def build_index(
         backend: the vision tower's CPU inference backend (`mumur.encoders.fast`: "fp32",
             "bf16", "int8", "onnx", or "auto": the fastest that passes the cosine >= 0.99 check
             against fp32 on this machine); chosen only when something is to be embedded.
+        audio: a CLIP4VLA `AudioTower` folder (`mumur audio train`): store each video's sound
+            (`mumur.index.audio`); None keeps what the index has (an audio-aware index goes on
+            embedding sound with its recorded tower).
 
     Returns:
         `IndexReport`.
@@ -221,13 +227,14 @@ def build_index(
     with writer_lock(index_dir, wait=wait, on_wait=lambda msg: print(msg, file=sys.stderr)):
         report = _build_locked(paths, index_dir, model, embedder, text_model, batch_size,
                                num_workers, fp16, progress, engine, ray_options or {}, ann,
-                               backend)
+                               backend, audio)
     report.seconds = time.perf_counter() - start
     return report
 
 
 def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num_workers, fp16,
-                  progress, engine, ray_options, ann=None, backend="fp32") -> IndexReport:
+                  progress, engine, ray_options, ann=None, backend="fp32",
+                  audio=None) -> IndexReport:
     from ..data.features import extract_frame_features
 
     if engine not in ("local", "ray"):
@@ -251,6 +258,8 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
             embedder = load_embedder(source, text_model=text_model,
                                      num_frames=int(meta.get("num_frames", 12)))
         store.bind_model(embedder, dtype="float16" if fp16 else "float32")
+        tower = bind_audio(store, AudioTower.load(audio) if audio else None,
+                           os.fspath(audio) if audio else None)
         if ann is not None:
             store.set_meta(ANN_META_KEY, "" if ann.factory == "exact" else ann.to_json())
         plan = plan_changes(store, [os.fspath(p) for p in paths])
@@ -284,7 +293,7 @@ def _build_locked(paths, index_dir, model, embedder, text_model, batch_size, num
                 preprocess=getattr(embedder, "pixel_preprocessor", None),
             )
             for batch in batches:
-                _commit_batch(store, embedder, batch, todo, report)
+                _commit_batch(store, embedder, batch, todo, report, tower)
                 bar.update(len(batch.paths) + len(batch.errors))
         finally:
             bar.close()
@@ -302,19 +311,23 @@ def embedder_encode_fn(source: str, text_model: str | None, num_frames: int, dev
     return embedder.encode_frames
 
 
-def _commit_batch(store: IndexStore, embedder: Embedder, batch, todo, report: IndexReport):
+def _commit_batch(store: IndexStore, embedder: Embedder, batch, todo, report: IndexReport,
+                  tower=None):
     items: list[NewItem] = []
     if len(batch.paths):
         mask = np.asarray(batch.mask, dtype=bool)  # (B, T)
-        states = embedder.frame_states(np.asarray(batch.features, np.float32), mask,
-                                       [str(p) for p in batch.paths])
+        features = np.asarray(batch.features, np.float32)
+        states = embedder.frame_states(features, mask, [str(p) for p in batch.paths])
+        sounds = [None] * len(batch.paths) if tower is None else embed_audio(
+            tower, [str(p) for p in batch.paths], [todo[p][0].media_type for p in batch.paths],
+            features, mask)
         for i, path in enumerate(batch.paths):
             f, digest, _ = todo[path]
             t = int(mask[i].sum())
             items.append(NewItem(
                 path=path, media_type=f.media_type, size=f.size, mtime_ns=f.mtime_ns, hash=digest,
                 timestamps=np.asarray(batch.timestamps[i][:t], np.float32),
-                pooled=states.pooled[i], state=states.state[i, :t],
+                pooled=states.pooled[i], state=states.state[i, :t], audio=sounds[i],
             ))
     failures = []
     for path, reason in _batch_errors(batch):

@@ -58,7 +58,9 @@ class SearchResult:
     `probability` is a sigmoid-trained checkpoint's own match probability of `score` (SigLIP's
     ``sigmoid(score * exp(logit_scale) + logit_bias)``), None for every other model.
     `rerank_score` is the cross-encoder's score when a re-ranker reordered the shortlist this hit
-    is in (`score`, `calibrated` and `relevant` stay the two-stream figures)."""
+    is in (`score`, `calibrated` and `relevant` stay the two-stream figures). On an audio-aware
+    index (`mumur.index.audio`) `audio_score` is the audio term included in `score`, and
+    `sound_match` says the sound lifted the hit above where its picture alone ranked it."""
 
     id: int
     path: str
@@ -69,6 +71,8 @@ class SearchResult:
     relevant: bool
     probability: float | None = None
     rerank_score: float | None = None
+    audio_score: float | None = None
+    sound_match: bool = False
 
 
 def relevance_threshold(n_candidates: int, n_null: int | None = None,

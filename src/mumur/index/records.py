@@ -44,6 +44,8 @@ class NewItem:
         timestamps: (T,) seconds of the sampled frames.
         pooled: (d,) stage-1 vector.
         state: (T, Ds) per-frame state.
+        audio: for an audio-aware index, the video's `mumur.index.audio.AudioRow` (None: no
+            audio row, e.g. an image).
     """
 
     path: str
@@ -54,6 +56,7 @@ class NewItem:
     timestamps: np.ndarray
     pooled: np.ndarray
     state: np.ndarray
+    audio: object = None
 
 
 @dataclass

@@ -22,10 +22,11 @@ from ..errors import IndexMismatchError, QueryError
 from ..model import branch_for_language
 from ..rerank import Reranker, rerank_results
 from .ann import ANN_META_KEY, AnnSpec
+from .audio import AUDIO_SHORTLIST, AudioScorer, index_audio_tower
 from .embedder import Embedder, embed_image_queries
-from .loading import load_embedder
 from .engine import SearchEngine, SearchResult, relevance_threshold, robust_null
 from .language import QueryLanguage, choose_branch, detect_language
+from .loading import load_embedder
 from .scoring import BlockScorer
 from .store import IndexStore, ItemRecord, StoredArrays
 
@@ -108,7 +109,9 @@ class SearchResponse:
             {"path": r.path, "score": r.score, "media_type": r.media_type,
              "timestamp": r.timestamp, "id": r.id, "calibrated": r.calibrated,
              "relevant": r.relevant, "probability": r.probability,
-             **({} if r.rerank_score is None else {"rerank_score": r.rerank_score})}
+             **({} if r.rerank_score is None else {"rerank_score": r.rerank_score}),
+             **({} if r.audio_score is None else {"audio_score": r.audio_score,
+                                                  "sound_match": r.sound_match})}
             for r in self.results
         ]
 
@@ -155,8 +158,9 @@ class Index:
 
     def __init__(self, root: str | os.PathLike, embedder: Embedder | None = None,
                  model: str | None = None, shortlist: int = 128, frame_shortlist: int = 32,
-                 threads: int = 1,
-                 text_backend: str = "fp32", relevance: str | os.PathLike | bool | None = None):
+                 threads: int = 1, text_backend: str = "fp32",
+                 relevance: str | os.PathLike | bool | None = None,
+                 audio: str | os.PathLike | None = None):
         self.root = root
         self.store = IndexStore(root)
         meta = self.store.meta()
@@ -178,6 +182,8 @@ class Index:
         self._arrays: StoredArrays | None = None
         self._engines: dict[str, SearchEngine] = {}
         self._lock = threading.Lock()
+        self._audio_tower = index_audio_tower(self.store, audio)
+        self._audio: AudioScorer | None = None
 
     @classmethod
     def open(cls, root: str | os.PathLike, **kwargs) -> Index:
@@ -334,6 +340,10 @@ class Index:
         else:
             vector = self.embedder.encode_queries([text], chosen.branch,
                                                   language_code=chosen.code)[0]  # (d,)
+        if rerank is None and self._audio_tower is not None:
+            results, info = self._search_with_audio(text, vector, k, media_type, exact,
+                                                    chosen.branch)
+            return self._response(results, info, query, start, chosen)
         if rerank is None:
             results, info = self.engine(chosen.branch).search(vector, k, media_type, exact=exact)
             return self._response(self._with_probability(results, chosen.branch), info, query,
@@ -351,6 +361,24 @@ class Index:
         response.rerank_ms = round((time.perf_counter() - began) * 1e3, 3)
         response.mode += "+rerank"
         return response
+
+    def _search_with_audio(self, text, vector, k, media_type, exact, branch):
+        """Visual shortlist (`AUDIO_SHORTLIST`, or k when larger) re-scored with the audio
+        term: s = visual score + w cos(M x, z^g) (`mumur.index.audio`)."""
+        with self._lock:
+            if self._audio is None:
+                model = self.embedder.model
+                self._audio = AudioScorer(self._audio_tower, {
+                    b: model._text_encoder(b) for b in self.branches})
+            self._audio.load(self.store)
+        results, info = self.engine(branch).search(vector, max(k, AUDIO_SHORTLIST), media_type,
+                                                   exact=exact)
+        sound = self._audio.scores(text, branch, [r.id for r in results])
+        fused = np.array([r.score for r in results], dtype=np.float32) + sound
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [replace(results[j], score=round(float(fused[j]), 6),
+                        audio_score=round(float(sound[j]), 6), sound_match=bool(rank < j))
+                for rank, j in enumerate(order)], info
 
     def _with_probability(self, results: list[SearchResult], branch: str) -> list[SearchResult]:
         """`results` with the model's own match probability where it reports one (SigLIP)."""

@@ -66,16 +66,17 @@ class ShardedIndex:
     """
 
     def __init__(self, roots: Sequence[str | os.PathLike], embedder: Embedder | None = None,
-                 model: str | None = None, shortlist: int = 128, text_backend: str = "fp32"):
+                 model: str | None = None, shortlist: int = 128, text_backend: str = "fp32",
+                 audio: str | os.PathLike | None = None):
         if not roots:
             raise IndexMismatchError("a sharded index needs at least one index folder")
         self.roots = list(roots)
         self.shards = [Index(r, embedder=embedder, model=model, shortlist=shortlist,
-                             text_backend=text_backend) for r in self.roots]
+                             text_backend=text_backend, audio=audio) for r in self.roots]
         first = self.shards[0].store.meta()
         for root, shard in zip(self.roots[1:], self.shards[1:]):
             meta = shard.store.meta()
-            for key in ("model_identity", "layout"):
+            for key in ("model_identity", "layout", "audio_identity"):
                 if meta.get(key) != first.get(key):
                     raise IndexMismatchError(
                         f"index shard {root} was built with {key}={meta.get(key)!r}, shard "

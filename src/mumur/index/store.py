@@ -206,6 +206,7 @@ class IndexStore:
             "branches": json.loads(meta["layout"])["branches"] if "layout" in meta else [],
             "dtype": meta.get("dtype"),
             "generation": int(meta.get("generation", 0)),
+            "audio": meta.get("audio_source") or None,  # CLIP4VLA tower (mumur.index.audio)
         }
 
     def schema_version(self) -> int:
@@ -276,6 +277,12 @@ class IndexStore:
                      np.asarray(it.pooled, dtype=dtype).tobytes(), state.tobytes(), now),
                 )
                 conn.execute("DELETE FROM failures WHERE path=?", (raw,))
+                if it.audio is not None:  # an audio-aware index (mumur.index.audio)
+                    conn.execute(
+                        "INSERT OR REPLACE INTO audio (item_id, outcome, source, vector)"
+                        " SELECT id, ?, ?, ? FROM items WHERE path=?",
+                        (it.audio.outcome, it.audio.source,
+                         np.asarray(it.audio.vector, dtype="<f4").tobytes(), raw))
             for path, size, mtime_ns, reason in failures:
                 # The file changed into something undecodable: its old embedding is stale.
                 conn.execute("DELETE FROM items WHERE path=?", (os.fsencode(path),))
@@ -283,6 +290,15 @@ class IndexStore:
                              (os.fsencode(path), size, mtime_ns, reason))
 
         self._write(write)
+
+    def execute_write(self, sql: str) -> None:
+        """Run one statement (a table creation) as its own transaction."""
+        self._write(lambda conn: conn.execute(sql))
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of one read-only statement."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
 
     def touch_items(self, updates: list[tuple[int, int, int, str]]) -> None:
         """Update (id, size, mtime_ns, hash) of items whose content did not change."""

@@ -27,6 +27,12 @@ class SearchHit(BaseModel):
     rerank_score: float | None = Field(
         None, description="Cross-encoder (MLMM ITM) score when the hit was in the re-ranked "
         "shortlist; `score`, `calibrated` and `relevant` stay the two-stream figures.")
+    audio_score: float | None = Field(
+        None, description="Audio-aware index (CLIP4VLA): the audio term w cos(M x, z) included "
+        "in `score`; null for a visual-only index.")
+    sound_match: bool = Field(
+        False, description="The audio term lifted the hit above where its picture alone ranked "
+        "it (matched on sound).")
 
 
 class SearchReply(BaseModel):

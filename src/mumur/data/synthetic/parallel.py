@@ -30,7 +30,7 @@ from .languages import LANGUAGES
 from .world import Scene, SceneObject
 
 __all__ = ["BitextGroup", "ParallelPair", "caption_bitext", "parallel_pairs", "scenes_of_item",
-           "template_pairs"]
+           "sound_captions", "template_pairs"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,24 @@ def _fact_groups(scene: Scene, language: str, with_size: bool) -> list[list[str]
         raise ValueError(f"templates of {language!r} do not append the sound template(s) after "
                          "the silent ones; cannot tell which facts each template states")
     return [plain, rendered[len(plain):]]
+
+
+def sound_captions(media_type: str, scene: dict, language: str) -> set[str]:
+    """The caption texts of a manifest scene (an item's `scene` or a shot's) that state its main
+    object's sound (the sound template group of `_fact_groups`, with and without the size);
+    empty for a silent main object or an image.
+
+    Args:
+        media_type: "video" or "image".
+        scene: the manifest scene dict.
+        language: caption language.
+    """
+    out: set[str] = set()
+    for with_size in (True, False):
+        groups = _fact_groups(_scene(media_type, scene), language, with_size)
+        if len(groups) > 1:
+            out.update(groups[1])
+    return out
 
 
 def template_pairs(scene: Scene, language: str, with_size: bool) -> list[ParallelPair]:

@@ -59,7 +59,10 @@ function render(results) {
     const when = hit.timestamp === null ? "" : ` · ▶ ${formatTime(hit.timestamp)}`;
     // A sigmoid-trained model (SigLIP) states its own match probability; others give null.
     const chance = hit.probability == null ? "" : ` · ${Math.round(hit.probability * 100)}% match`;
-    caption.textContent = `${hit.score.toFixed(3)}${chance}${when}`;
+    // An audio-aware index (CLIP4VLA) says when the sound lifted the hit above its picture.
+    const sound = hit.sound_match ? " · ♪ matched on sound" : "";
+    caption.textContent = `${hit.score.toFixed(3)}${chance}${when}${sound}`;
+    if (hit.sound_match) card.classList.add("sound");
     caption.title = hit.path;
     const name = document.createElement("span");
     name.className = "name";
