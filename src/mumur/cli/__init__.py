@@ -22,7 +22,8 @@ app = typer.Typer(
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
     "synth", "demo", "leccr", "presets", "train", "pretrain", "distill", "eval", "features",
-    "translate", "describe", "models", "mlmm", "index", "search", "info", "serve",
+    "translate", "describe", "models", "mlmm", "mla", "mmp", "routes", "bitext", "index",
+    "search", "info", "serve",
 ]
 
 

@@ -180,7 +180,7 @@ class MlaTextEncoder(TextEncoder):
         last token (`</s>`, as CLIP pools its EOS token) and CLIP's projection."""
         text = self.clip.model.text_model
         acquirer = self.acquirers[language if language in self.acquirers else self.fallback]
-        n, length = input_ids.shape
+        length = input_ids.shape[1]
         positions = torch.arange(length, device=input_ids.device)
         hidden = self.embedding(input_ids) + text.embeddings.position_embedding(positions)
         mask = _causal_padding_mask(attention_mask, hidden.dtype)  # (n, 1, L, L)

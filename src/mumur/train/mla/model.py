@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from ...losses import LossOutput, symmetric_infonce
 from ..distill.model import DistillLoss

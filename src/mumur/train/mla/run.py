@@ -153,7 +153,7 @@ def train_mla(recipe: MlaRecipe, out_dir: str | Path, cache_dir: str | Path | No
                "excluded": list(recipe.exclude_languages), "model": str(folder),
                "parameters": mla_parameter_counts(encoder),
                "embedding_rows_from_clip": copied, "vocab": len(tokenizer),
-               "pairs": len(pairs), "exposure_items": int(len(media)),
+               "pairs": len(pairs), "exposure_items": len(media),
                "setup_seconds": round(setup, 2), "nlt": nlt, "le": le,
                "train_seconds": round(nlt["seconds"] + le["seconds"], 2),
                "validation": validate_mla(encoder, recipe, languages)}
