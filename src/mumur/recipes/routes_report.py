@@ -40,7 +40,8 @@ def _head_parameters(model_folder: str | None) -> int | None:
     if not model_folder or not path.is_file():
         return None
     with safe_open(str(path), "pt") as fh:
-        return int(sum(int(np.prod(fh.get_slice(k).get_shape())) for k in fh.keys()  # noqa: SIM118 - safe_open has no __iter__))
+        names = fh.keys()  # safe_open has no __iter__
+        return int(sum(int(np.prod(fh.get_slice(k).get_shape())) for k in names))
 
 
 def _shipped_student() -> dict:
