@@ -28,14 +28,17 @@ def train_command(
     cache_dir: Annotated[Path | None, typer.Option(
         "--cache-dir", help="Teacher features / exposure world cache (default <out>/cache).")]
     = None,
+    clip: Annotated[str | None, typer.Option(
+        "--clip", help="Override the recipe's CLIP (e.g. openai/clip-vit-base-patch32).")]
+    = None,
 ) -> None:
     """Train the tokenizer, the shared embedding and every language's acquirers: stage 1 (native
     language transfer, eq. 6), stage 2 (language exposure, eq. 7-8)."""
     from ..train.mla import load_mla_recipe, train_mla
 
     excluded = tuple(x.strip() for x in exclude.split(",")) if exclude else None
-    results = train_mla(load_mla_recipe(recipe, exclude_languages=excluded).with_seed(seed),
-                        out, cache_dir=cache_dir)
+    chosen = load_mla_recipe(recipe, exclude_languages=excluded, clip=clip).with_seed(seed)
+    results = train_mla(chosen, out, cache_dir=cache_dir)
     p = results["parameters"]
     typer.echo(f"MLA: {len(results['languages'])} languages, {p['trainable']} trainable "
                f"parameters ({100 * p['trainable_fraction']:.1f}% of full fine-tuning), "
