@@ -180,3 +180,25 @@ def test_query_outcomes_give_a_routed_encoder_the_caption_language():
         np.ones((N_ITEMS, N_FRAMES), dtype=bool)), progress=False)
     query_outcomes(model, dataset, states, "en")
     assert encoder.told and set(encoder.told) == {"en"}
+
+
+@pytest.mark.slow
+def test_mmp_pretrain_end_to_end_shares_one_text_transformer(tmp_path):
+    from mumur.model import load_model
+    from mumur.recipes.mmp import load_mmp_recipe, pretrain_mmp
+
+    recipe_file = tmp_path / "mmp.json"
+    recipe_file.write_text(json.dumps({
+        "name": "tiny-mmp", "world": {"seed": 1005, "videos": 24, "images": 0},
+        "text": {"vocab_size": 600, "hidden_size": 32, "layers": 1, "heads": 2,
+                 "intermediate_size": 64},
+        "pretrain": {"model": {"overrides": {"temporal": "transformer", "temporal_layers": 1,
+                                             "temporal_heads": 4, "share_branches": True}},
+                     "train": {"epochs": 1, "batch_size": 8, "progress": False}},
+        "exclude_languages": ["pt"]}))
+    results = pretrain_mmp(load_mmp_recipe(recipe_file), tmp_path / "run", seed=0)
+    assert "pt" not in results["languages"] and results["steps"] >= 1
+    model = load_model(results["model"])
+    assert model.text_en is model.text_ml  # one text transformer for every language
+    assert model.config.head_config.share_branches
+    assert results["text_parameters"] == sum(p.numel() for p in model.text_ml.parameters())
