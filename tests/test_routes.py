@@ -202,3 +202,42 @@ def test_mmp_pretrain_end_to_end_shares_one_text_transformer(tmp_path):
     assert model.text_en is model.text_ml  # one text transformer for every language
     assert model.config.head_config.share_branches
     assert results["text_parameters"] == sum(p.numel() for p in model.text_ml.parameters())
+
+
+def test_routes_markdown_renders_every_table():
+    from mumur.eval.stats import summarize_ranks
+    from mumur.recipes.routes_report import routes_markdown
+
+    rng = np.random.default_rng(0)
+
+    def fig():
+        return summarize_ranks([rng.integers(1, 5, size=20) for _ in range(3)], 10, n_boot=50)
+
+    langs = ["en", "de", "pt"]
+    mla_params = {"trainable": 200_000, "embedding": 150_000, "one_language": 10_000,
+                  "full_finetune": 10_000_000, "trainable_fraction": 0.02}
+    variants = {}
+    for name in ("zero-shot usem3", "translate-train", "MLA", "MLA, no pt", "MLA, pt added"):
+        route = {"parameters": 200_000 if name.startswith("MLA") else 0, "seconds": 30.0,
+                 "seeds": 3}
+        if name.endswith("added"):
+            route.update(added_parameters=10_000, added_seconds=4.0)
+        variants[name] = {"seeds": [0, 1, 2], "languages": {lang: fig() for lang in langs},
+                          "non_en": fig(), "head_parameters": 50_000, "route": route,
+                          "trainable_parameters": 50_000 + route["parameters"],
+                          "head_seconds": 40.0, "train_seconds": 70.0}
+    summary = {
+        "held_out": "pt", "variants": variants,
+        "weights": {"world-clip": "clip-text:world-clip@x", "world-m-clip": "m-clip@y"},
+        "route_trainings": {"mla": {"0": {"parameters": mla_params}}},
+        "study": {"variants": {"MLA": {"video": {"items": 100, "n_worlds": 2, "gallery": 50}}},
+                  "test_worlds": {"seeds": [2101]}, "train_world": {"seed": 0},
+                  "seeds": [0, 1, 2]},
+        "bitext": {"sentences": 20, "world": {"seed": 2001}, "towers": {"usem3 (text only)": {
+            "seeds": 1, "all_pairs": fig(), "en_to_x": fig(), "x_to_en": fig(),
+            "held_out_pairs": fig()}}}}
+    text = routes_markdown(summary)
+    for needle in ("| MLA, pt added |", "| pt |", "## Held-out language: pt",
+                   "10.0k parameters, 4 s per seed", "| usem3 (text only) |", "2.0%"):
+        assert needle in text, needle
+    assert text.count("\n| ") >= 5 + 3 + 3 + 1
