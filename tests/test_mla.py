@@ -74,6 +74,9 @@ def test_routing_given_language_identified_language_and_fallback(mla):
         assert mla.route(GERMAN) == ["fr", "fr"]
     with mla.language("pt"):  # no acquirers for pt: the fallback's
         assert mla.route(GERMAN) == ["de", "de"]
+    mla.fallback = None
+    with mla.language("pt"):  # else the closest acquirer language's
+        assert mla.route(["un cercle rouge se déplace vers la gauche"]) == ["fr"]
     assert mla.route([GERMAN[0], ENGLISH[0]]) == ["de", "en"]  # language identification
     out = mla([GERMAN[0], ENGLISH[0]])
     assert torch.allclose(out[1], mla.clip([ENGLISH[0]])[0])

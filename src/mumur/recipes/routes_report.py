@@ -276,8 +276,8 @@ def routes_markdown(summary: dict) -> str:
         "", "## Per language (t2v R@1)", ""] + _language_rows(summary) + [
         "", f"## Held-out language: {held}", "",
         f"`{held}` left out of every training step of the route (captions, tokenizers, "
-        "acquirers), queried zero-shot. MLA routes it through the acquirers of its fallback "
-        "language (the first acquirer language).", ""] + _held_out_rows(summary)
+        "acquirers), queried zero-shot. MLA routes it through the acquirers of the language "
+        "py3langid finds closest among its own (no fallback is configured).", ""] + _held_out_rows(summary)
     if mla:
         p = mla["parameters"]
         lines += ["", "## MLA: trainable parameters and the cost of one more language", "",
@@ -294,7 +294,7 @@ def routes_markdown(summary: dict) -> str:
                       f"recipe's steps): {_count(r['added_parameters'])} parameters, "
                       f"{r['added_seconds']:.0f} s per seed; `{held}` R@1 "
                       f"{_cell(added['languages'].get(held))} after, against "
-                      f"{_cell(before)} through the fallback acquirers before."]
+                      f"{_cell(before)} through the closest language's acquirers before."]
     if summary.get("bitext"):
         b = summary["bitext"]
         lines += ["", "## Bitext retrieval between every language pair (Tatoeba-style)", "",

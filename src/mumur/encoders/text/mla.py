@@ -15,7 +15,9 @@ queries give exactly the frozen tower's embeddings (the property the survey cred
 acquirers: by the language code the caller gives (`with encoder.language("de")`, codes are
 ISO 639-1 tags, spelt as the `m2m100` family of `mumur.translate.codes` spells them), else by
 language identification (py3langid restricted to the encoder's languages, best guess). A language
-without acquirers goes through those of `fallback` (a held-out language queried zero-shot).
+without acquirers (a held-out language queried zero-shot) goes through those of `fallback` when
+one is set, else through those of the acquirer language py3langid finds closest to its texts
+(Portuguese through Spanish's, say).
 
 Deviations (docs/deviations.md): the multilingual embedding is initialised from CLIP's own token
 embeddings (each multilingual sub-word the mean of CLIP's embeddings of its BPE pieces) instead of
@@ -107,7 +109,8 @@ class MlaTextEncoder(TextEncoder):
         tokenizer: the multilingual tokenizer (right padding, `</s>` last: EOS pooling).
         languages: target languages, one acquirer group each ("en" is never one).
         bottleneck: acquirer inner width.
-        fallback: the acquirers used for a language without its own (None: the first language).
+        fallback: the acquirers used for a language without its own (None: the acquirer
+            language identified as closest to each text).
         source: name recorded in the identity.
     """
 
@@ -133,7 +136,7 @@ class MlaTextEncoder(TextEncoder):
         self.acquirers = nn.ModuleDict({lang: LanguageAcquirer(self.num_layers, self.hidden,
                                                                self.bottleneck)
                                         for lang in languages})  # theta_LA per language
-        self.fallback = fallback if fallback in self.acquirers else languages[0]
+        self.fallback = fallback if fallback in self.acquirers else None
         self._language: str | None = None
 
     # -- routing ----------------------------------------------------------------------------
@@ -147,9 +150,16 @@ class MlaTextEncoder(TextEncoder):
 
     def route(self, texts: Sequence[str]) -> list[str]:
         """The path of each text: "en", or the language whose acquirers it goes through (the
-        given language, else the identified one; a language without acquirers -> `fallback`)."""
+        given language, else the identified one; a language without acquirers -> `fallback`, or
+        the closest acquirer language)."""
+        texts = list(texts)
         given = self._language
         found = [given] * len(texts) if given else identify_languages(texts, self.languages)
+        lost = [i for i, lang in enumerate(found) if lang != "en" and lang not in self.acquirers]
+        if lost and self.fallback is None:
+            nearest = identify_languages([texts[i] for i in lost], list(self.acquirers))
+            for i, lang in zip(lost, nearest):
+                found[i] = lang
         return [lang if lang == "en" or lang in self.acquirers else self.fallback
                 for lang in found]
 
@@ -179,7 +189,9 @@ class MlaTextEncoder(TextEncoder):
         each frozen layer followed by the language's acquirer, CLIP's final norm, the state of the
         last token (`</s>`, as CLIP pools its EOS token) and CLIP's projection."""
         text = self.clip.model.text_model
-        acquirer = self.acquirers[language if language in self.acquirers else self.fallback]
+        if language not in self.acquirers:
+            language = self.fallback or next(iter(self.acquirers))
+        acquirer = self.acquirers[language]
         length = input_ids.shape[1]
         positions = torch.arange(length, device=input_ids.device)
         hidden = self.embedding(input_ids) + text.embeddings.position_embedding(positions)

@@ -31,7 +31,8 @@ class MlaRecipe:
         validation_world: held-out pairs for the report (eq. 6 and bitext R@1 per language).
         languages: target languages (default: every synthetic language but English).
         exclude_languages: languages left out of everything (held-out-language experiment).
-        fallback: acquirers a language without its own goes through (default: the first).
+        fallback: acquirers a language without its own goes through (default: the acquirer
+            language identified as closest to its text).
         bottleneck: acquirer MLP width.
         vocab_size, max_length: the multilingual tokenizer.
         frames: frames per exposure video (mean of L2-normalised frame embeddings).

@@ -170,7 +170,7 @@ def add_language(model_folder: str | Path, language: str, recipe: MlaRecipe,
 
     Returns:
         `{"language", "parameters_added", "train_seconds", "before", "after", "model"}`:
-        `before`/`after` are `validate_mla` rows of the language (before: through `fallback`).
+        `before`/`after` are `validate_mla` rows of the language (before: through the fallback or closest language).
     """
     from ...encoders import load_encoder
 
