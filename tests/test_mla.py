@@ -207,3 +207,29 @@ def test_train_mla_and_add_language_end_to_end(tmp_path):
     assert added["parameters_added"] == results["parameters"]["one_language"]
     assert added["trainable_parameters"] == added["parameters_added"]
     assert "es" in load_encoder(added["model"], modality="text").acquirers
+
+
+def test_mla_is_a_model_text_encoder_with_search_routing(mla, tiny_clip_checkpoint, tmp_path):
+    """Saved in a retrieval model, MLA loads back with it and takes the query language the
+    search product gives it (`choose_branch` -> ISO code -> `encode_text(language_code=)`)."""
+    from mumur.index.language import choose_branch
+    from mumur.model import create_model, load_model
+
+    with torch.no_grad():
+        for p in mla.acquirers["fr"].parameters():
+            p.normal_()
+    clip = load_encoder(str(tiny_clip_checkpoint[0]), modality="text")
+    model = create_model("meanP", text_en=clip, text_ml=mla, embed_dim=8, frame_dim=16,
+                         num_frames=2)
+    model.save(tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    assert isinstance(loaded.text_ml, MlaTextEncoder)
+    assert loaded.language_code_family("ml") == "m2m100"
+    chosen = choose_branch(GERMAN[0], "fr", ("ml",), {"ml": loaded.language_code_family("ml")})
+    assert chosen.branch == "ml" and chosen.code == "fr"
+    query = loaded.encode_text([GERMAN[0]], branch="ml", language_code=chosen.code)
+    with torch.no_grad():
+        direct = loaded.head.text_embed(loaded.text_ml.forward_language([GERMAN[0]], "fr"), "ml")
+    assert torch.allclose(query, direct, atol=1e-6)
+    detected = loaded.encode_text([GERMAN[0]], branch="ml")  # no code: identified as German
+    assert not torch.allclose(query, detected)
