@@ -134,6 +134,10 @@ def test_routes_study_fills_placeholders(tmp_path):
     assert route_of("MLA", held) == "mla" and route_of(f"MMP, no {held}", held) == f"mmp-no-{held}"
     assert route_of(f"MLA, {held} added", held) == f"mla-add-{held}"
     assert route_of("translate-train", held) is None
+    from mumur.recipes.routes import held_out_variants
+
+    assert sorted(held_out_variants(study, held)) == sorted(
+        [f"MLA, no {held}", f"MLA, {held} added", f"MMP, no {held}"])
 
 
 def test_mmp_recipe():
