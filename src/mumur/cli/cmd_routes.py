@@ -22,12 +22,16 @@ def routes_command(
     workers: Annotated[int, typer.Option("--workers", min=0, help="Decode workers.")] = 1,
     docs: Annotated[Path, typer.Option("--docs", help="Where routes.md / routes.json go.")]
     = Path("docs/results"),
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="Train nothing: summarise the runs already finished in --out.")]
+    = False,
 ) -> None:
     """Train MLA and MMP per seed, train and score every route's head per seed, write the table."""
     from ..recipes.routes import run_routes
 
     chosen = [int(s) for s in seeds.split(",")] if seeds else None
-    run_routes(out, config=config, seeds=chosen, workers=workers, docs=docs)
+    run_routes(out, config=config, seeds=chosen, workers=workers, docs=docs,
+               report_only=report_only)
     typer.echo(f"wrote {docs / 'routes.md'} and {docs / 'routes.json'}")
 
 

@@ -44,7 +44,7 @@ from ..fsutil import atomic_write_json
 from .study import StudyConfig, study_variant_runs
 from .study_report import summarize_study
 
-__all__ = ["held_out_variants", "load_routes", "route_trainings", "routes_study", "run_routes",
+__all__ = ["finished_runs", "held_out_variants", "load_routes", "route_trainings", "routes_study", "run_routes",
            "study_runs"]
 
 
@@ -151,9 +151,29 @@ def study_runs(study: StudyConfig, config: dict, out: Path, workers: int, consol
     return files
 
 
+def finished_runs(study: StudyConfig, config: dict, out: Path) -> tuple[dict, dict]:
+    """(route trainings, variant -> seed -> outcomes) already on disk: what `--report-only`
+    summarises (a variant with no finished run is left out of the table)."""
+    from .study import run_folder
+
+    trainings: dict = {}
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name.startswith(("mla",
+                                                                                        "mmp"))):
+        for done in sorted(folder.glob("seed-*/results.json")):
+            seed = int(done.parent.name.split("-")[1])
+            trainings.setdefault(folder.name, {})[seed] = json.loads(done.read_text("utf-8"))
+    files: dict = {}
+    for name in study.variants:
+        for seed in study.seeds:
+            done = run_folder(out, name, seed) / "outcomes.npz"
+            if done.exists() and (done.parent / "run.json").exists():
+                files.setdefault(name, {})[seed] = done
+    return trainings, files
+
+
 def run_routes(out: str | Path, *, config: str | Path = "routes", seeds: list[int] | None = None,
                workers: int = 1, docs: str | Path | None = "docs/results",
-               console: Console | None = None) -> dict:
+               console: Console | None = None, report_only: bool = False) -> dict:
     """Everything `mumur routes` does: route training, the study, bitext retrieval, the report.
 
     Args:
@@ -163,6 +183,7 @@ def run_routes(out: str | Path, *, config: str | Path = "routes", seeds: list[in
         workers: decode workers.
         docs: folder for `routes.md` / `routes.json` (None: only `out/results.json`).
         console: rich console for progress.
+        report_only: train nothing; summarise the runs already finished in `out`.
 
     Returns:
         The summary (also `out/results.json`).
@@ -175,12 +196,16 @@ def run_routes(out: str | Path, *, config: str | Path = "routes", seeds: list[in
     cfg = load_routes(config)
     study = routes_study(cfg, out, seeds)
     # variants that need no route training first (their figures exist even if a route fails)
-    independent = [name for name, spec in study.variants.items() if str(out) not in
-                   json.dumps(spec)]
-    study_runs(study, cfg, out, workers, console, only=independent)
-    trainings = route_trainings(cfg, out, study.seeds, workers, console)
-    files = study_runs(study, cfg, out, workers, console)
-    summary = routes_summary(cfg, summarize_study(study, files, out), trainings)
+    if report_only:
+        trainings, files = finished_runs(study, cfg, out)
+    else:
+        independent = [name for name, spec in study.variants.items() if str(out) not in
+                       json.dumps(spec)]
+        study_runs(study, cfg, out, workers, console, only=independent)
+        trainings = route_trainings(cfg, out, study.seeds, workers, console)
+        files = study_runs(study, cfg, out, workers, console)
+    summary = routes_summary(cfg, summarize_study(study.select(variants=list(files)), files,
+                                                  out), trainings)
     summary["bitext"] = routes_bitext(cfg, trainings, out / "cache")
     atomic_write_json(out / "results.json", summary, indent=2)
     if docs is not None:
