@@ -22,8 +22,8 @@ app = typer.Typer(
 # Order here is the order in `mumur --help`.
 _COMMAND_MODULES = [
     "synth", "demo", "leccr", "audio", "presets", "train", "pretrain", "distill", "eval",
-    "features", "translate", "describe", "models", "mlmm", "index", "search", "calibrate", "info",
-    "serve",
+    "features", "translate", "describe", "models", "mlmm", "mla", "mmp", "routes", "bitext",
+    "index", "search", "calibrate", "info", "serve",
 ]
 
 

@@ -219,6 +219,7 @@ def _from_saved(name_or_path: str, modality: str, saved: dict, **kw: Any) -> Enc
         "clip4vla-audio": ("audio", lambda: load_clip4vla_audio(name_or_path)),
         "convnet-vision": ("vision", lambda: _load_convnet(name_or_path, source)),
         "adapter-text": ("text", lambda: _load_adapter(name_or_path, source)),
+        "mla-text": ("text", lambda: _load_mla(name_or_path, source)),
     }
     if kind not in loaders:
         raise EncoderLoadError(f"cannot load encoder {name_or_path!r}: unknown kind {kind!r}")
@@ -237,6 +238,12 @@ def _load_adapter(name_or_path: str, source: str | None) -> Encoder:
     from mumur.encoders.adapter import load_adapter_text
 
     return load_adapter_text(name_or_path, source)
+
+
+def _load_mla(name_or_path: str, source: str | None) -> Encoder:
+    from mumur.encoders.text.mla import load_mla_text
+
+    return load_mla_text(name_or_path, source)
 
 
 def _from_folder_or_hub(

@@ -22,8 +22,8 @@ from ..data.features import extract_frame_features
 from .metrics import t2v_metrics, t2v_ranks
 from .stats import bootstrap_ci
 
-__all__ = ["bitext_retrieval", "crosslingual_t2v", "media_embeddings", "raw_embeddings",
-           "teacher_mse"]
+__all__ = ["bitext_retrieval", "crosslingual_t2v", "language_embeddings", "media_embeddings",
+           "pairwise_bitext_ranks", "raw_embeddings", "tatoeba_scores", "teacher_mse"]
 
 
 def raw_embeddings(encoder, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
@@ -42,6 +42,53 @@ def raw_embeddings(encoder, texts: Sequence[str], batch_size: int = 256) -> torc
 
 def _normalised(encoder, texts: Sequence[str]) -> np.ndarray:
     return torch.nn.functional.normalize(raw_embeddings(encoder, texts), dim=-1).numpy()
+
+
+def _code(encoder, language: str) -> str | None:
+    """The language code `encoder` takes for `language` (None: it needs none, or has none)."""
+    from ..errors import UnsupportedLanguageError
+    from ..translate.codes import language_code
+
+    family = getattr(encoder, "code_family", None)
+    if family is None:
+        return None
+    try:
+        return language_code(family, language)
+    except UnsupportedLanguageError:
+        return None
+
+
+def language_embeddings(encoder, texts_by_language: dict[str, Sequence[str]]
+                        ) -> dict[str, np.ndarray]:
+    """L2-normalised embeddings of each language's texts; an encoder that routes by language
+    (MLA, NLLB-CLIP) is told each text's language, as evaluation and search tell it.
+
+    Returns:
+        `{language: (n_language, D) float32}`.
+    """
+    out = {}
+    for lang, texts in texts_by_language.items():
+        with encoder.language(_code(encoder, lang)):
+            out[lang] = _normalised(encoder, list(texts))  # (n, D)
+    return out
+
+
+def pairwise_bitext_ranks(embeddings: dict[str, np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
+    """Tatoeba-style bitext retrieval between every ordered pair of languages: row i of language
+    a retrieves row i of language b among all rows of b.
+
+    Args:
+        embeddings: `{language: (n, D)}` L2-normalised, row i of every language the same sentence.
+
+    Returns:
+        `{(a, b): (n,) 1-based ranks}` for every a != b (pessimistic on ties, `t2v_ranks`).
+    """
+    sizes = {len(e) for e in embeddings.values()}
+    if len(sizes) > 1:
+        raise ValueError(f"languages have different numbers of rows: {sorted(sizes)}")
+    truth = np.arange(sizes.pop() if sizes else 0)
+    return {(a, b): t2v_ranks(ea @ eb.T, truth)
+            for a, ea in embeddings.items() for b, eb in embeddings.items() if a != b}
 
 
 def _with(groups, *languages: str) -> list:
@@ -177,4 +224,30 @@ def crosslingual_t2v(encoder, groups: Sequence, item_embeddings: np.ndarray,
         ranks = t2v_ranks(sim, truth)
         out[lang] = {**t2v_metrics(sim, truth), "R1_ci95": list(bootstrap_ci(ranks[None])),
                      "ranks": ranks.tolist()}
+    return out
+
+
+def tatoeba_scores(encoder, root, languages: Sequence[str] | None = None) -> dict[str, dict]:
+    """Tatoeba accuracy (XTREME's metric: R@1 of the nearest English sentence) per language of
+    a folder of Tatoeba test files (`mumur.data.tatoeba`), both directions.
+
+    Args:
+        encoder: the text encoder (told each side's language when it routes by language).
+        root: folder with `tatoeba.<xxx>-eng.{xxx,eng}` files.
+        languages: ISO 639-1 codes (default: every pair in the folder).
+
+    Returns:
+        `{language: {"x_to_en": R@1, "en_to_x": R@1, "n": pairs}}` (percent).
+    """
+    from ..data.tatoeba import load_tatoeba, tatoeba_languages
+
+    out = {}
+    for lang in languages or tatoeba_languages(root):
+        pair = load_tatoeba(root, lang)
+        emb = language_embeddings(encoder, {pair.language: pair.sentences})[pair.language]
+        eng = language_embeddings(encoder, {"en": pair.english})["en"]
+        truth = np.arange(len(pair.sentences))
+        out[pair.language] = {"x_to_en": float(100.0 * np.mean(t2v_ranks(emb @ eng.T, truth) == 1)),
+                              "en_to_x": float(100.0 * np.mean(t2v_ranks(eng @ emb.T, truth) == 1)),
+                              "n": len(truth)}
     return out

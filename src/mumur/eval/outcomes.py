@@ -20,7 +20,7 @@ from ..data.dataset import RetrievalDataset
 from ..errors import DatasetError
 from ..model import branch_for_language
 from .metrics import retrieval_ranks
-from .runner import MediaStates
+from .runner import MediaStates, caption_language_code
 
 __all__ = ["QueryOutcomes", "frame_times_of", "query_outcomes"]
 
@@ -77,6 +77,8 @@ def query_outcomes(model, dataset: RetrievalDataset, states: MediaStates, langua
         raise DatasetError(f"dataset {dataset.name}/{dataset.split} has no {language!r} captions")
     caption_item = np.asarray(caption_item, dtype=np.int64)
     branch = branch_for_language(language, model.query_branches())
+    code = caption_language_code(model, branch, language)  # as `runner.evaluate_states` passes it
+    code = None if isinstance(code, Exception) else code
     head, mask = model.head, states.mask
     n_items = len(mask)
     sim = np.empty((len(texts), n_items), dtype=np.float32)
@@ -85,7 +87,7 @@ def query_outcomes(model, dataset: RetrievalDataset, states: MediaStates, langua
     index_states = [head.index_state(states.frames_ctx[a:b], mask[a:b], branch) for a, b in blocks]
     for r in range(0, len(texts), text_batch_size):
         rows = slice(r, min(r + text_batch_size, len(texts)))
-        text_emb = model.encode_text(texts[rows], branch=branch)
+        text_emb = model.encode_text(texts[rows], branch=branch, language_code=code)
         own = caption_item[rows]
         for (a, b), state in zip(blocks, index_states):
             scores, attention = head.score_index_state(text_emb, state, mask[a:b], branch)

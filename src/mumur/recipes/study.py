@@ -14,7 +14,9 @@ A study (`mumur/configs/studies/<name>.json`) names:
   `mumur.data.synthetic.generate`), and figures pool the queries of all galleries;
 * ``seeds``: training seeds; ``variants``: name -> ``{"patch": JSON Merge Patch of the recipe}``,
   or ``{"zero_shot": true}`` for the recipe's encoders used as they are (CLIP4Clip meanP over
-  world-CLIP frames, no training: one run whatever the seeds).
+  world-CLIP frames, no training: one run whatever the seeds). The text ``{seed}`` inside a
+  patch becomes the run's training seed (e.g. a per-seed text encoder folder trained before the
+  study, `mumur routes`).
 
 Frame features of the frozen vision tower are computed once per corpus into the shared feature
 store (`out/cache/frame_features`), as `mumur features` / `mumur train` do, and every variant and
@@ -42,8 +44,8 @@ from ..errors import ConfigError
 from ..fsutil import atomic_path, atomic_write_json
 from .offline import OfflineRecipe, load_recipe, train_offline, with_run_settings
 
-__all__ = ["StudyConfig", "load_study", "run_folder", "run_study", "study_variant_outcomes",
-           "study_variant_runs", "study_worlds"]
+__all__ = ["StudyConfig", "load_study", "run_folder", "run_study", "seeded_patch",
+           "study_variant_outcomes", "study_variant_runs", "study_worlds"]
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,11 @@ def study_variant_outcomes(model, test_worlds: list[Path], cache_dir: Path, work
     return arrays
 
 
+def seeded_patch(patch: dict, seed: int) -> dict:
+    """`patch` with every ``{seed}`` inside its strings replaced by `seed`."""
+    return json.loads(json.dumps(patch).replace("{seed}", str(int(seed))))
+
+
 def run_folder(out: Path, variant: str, seed: int) -> Path:
     """The folder of one (variant, seed) run of a study in `out` (its ``outcomes.npz``)."""
     return Path(out) / "runs" / variant.replace(" ", "_").replace("/", "-") / f"seed-{seed}"
@@ -238,8 +245,8 @@ def _run_variant(name: str, spec: dict, seed: int, base_name: str, base: Offline
     if spec.get("zero_shot"):
         model, info = _zero_shot_model(base), {"train_seconds": 0.0, "best_step": None}
     else:
-        recipe = with_run_settings(base.patch(spec.get("patch") or {}), seed=seed,
-                                   workers=workers)
+        recipe = with_run_settings(base.patch(seeded_patch(spec.get("patch") or {}, seed)),
+                                   seed=seed, workers=workers)
         result = train_offline(recipe, train_world, run / "train", out / "cache")
         chosen = result.best_model or result.final_model
         model = load_model(chosen)

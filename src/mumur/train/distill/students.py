@@ -13,7 +13,7 @@ from ...errors import ConfigError
 from ...fsutil import atomic_directory
 from .recipe import DistillRecipe, StudentSpec
 
-__all__ = ["build_student", "prepare_student", "train_tokenizer"]
+__all__ = ["build_student", "prepare_student", "run_tokenizer", "train_tokenizer"]
 
 _SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", "<mask>")
 
@@ -112,7 +112,7 @@ def _warm_start(student: nn.Module, folder: str) -> None:
                           f"shape ({first})") from None
 
 
-def _run_tokenizer(folder: Path, sentences: Sequence[str], spec: StudentSpec):
+def run_tokenizer(folder: Path, sentences: Sequence[str], spec: StudentSpec):
     """The run's tokenizer: trained once on the pretraining world's sentences and kept in the run
     folder. The unigram trainer is not deterministic across processes (hash-map order inside
     `tokenizers`), so a resumed run must read it back instead of training it again."""
@@ -137,7 +137,7 @@ def prepare_student(recipe: DistillRecipe, teacher_dim: int, sentences: Sequence
     tokenizer = None
     if spec.kind == "scratch-transformer":
         tokenizer = (load_encoder(spec.init_from, modality="text").tokenizer if spec.init_from
-                     else _run_tokenizer(tokenizer_folder, sentences, spec))
+                     else run_tokenizer(tokenizer_folder, sentences, spec))
     student = build_student(spec, teacher_dim, sentences, source=recipe.name,
                             seed=recipe.train.seed, tokenizer=tokenizer)
     if spec.init_from:
